@@ -1,0 +1,7 @@
+"""``python -m phishme_intel -conf config.ini``."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

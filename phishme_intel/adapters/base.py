@@ -1,0 +1,79 @@
+"""The one interface between the sync engine and a product.
+
+Terminology (the full vocabulary is in :mod:`phishme_intel.models`):
+
+adapter
+    The code that puts threats into one product: a database, files, a syslog receiver, an
+    HTTP collector. One file per adapter in this package, named as its config section:
+    ``adapters/sqlite.py`` serves ``[integration_sqlite]``. Third-party adapters register
+    under the entry-point group ``phishme_intel.adapters`` and are found the same way.
+delivery
+    :meth:`Adapter.deliver` hands over a batch of threats. It must be idempotent: the sync
+    delivers *at least once* (a run that fails before its checkpoint is written delivers the
+    same threats again next time), so delivering a threat the product already holds must
+    replace it, never duplicate it.
+withdrawal
+    :meth:`Adapter.withdraw` hands over threats the vendor deleted. Each adapter says in its
+    docstring what a withdrawal means for its product: the data removed, or a removal event
+    emitted. Withdrawing a threat the product never held is not an error.
+commit
+    :meth:`Adapter.commit` makes every delivery and withdrawal since the last commit durable.
+    Only after every adapter's commit returns does the sync store its position, so whatever
+    a commit covers is never lost.
+
+Adapters know nothing of positions, search windows, the updates feed or HTTP to the API:
+they see threats and deletions, in order, batch after batch. An adapter that cannot do its
+work raises :class:`~phishme_intel.errors.AdapterError` naming what failed; the run then
+ends with a non-zero exit and the position stays where it was.
+"""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+from ..models import Threat, ThreatRef
+from ..options import Option
+
+
+class Adapter(ABC):
+    """A product destination. Lifecycle: ``open``, then any number of ``deliver``/``withdraw``
+    batches each followed sooner or later by ``commit``, then ``close`` (always called)."""
+
+    #: The adapter's config name: the ``<name>`` of ``[integration_<name>]``.
+    name: ClassVar[str]
+    #: The keys of its config section besides ``use``, parsed with :mod:`phishme_intel.options`.
+    options: ClassVar[tuple[Option, ...]] = ()
+
+    def __init__(self, settings: Mapping[str, Any]) -> None:
+        """``settings``: the parsed values of :attr:`options`, relative paths already resolved."""
+        self.settings = settings
+        self.log = logging.getLogger(f"phishme_intel.adapters.{self.name}")
+
+    @classmethod
+    def check(cls, settings: Mapping[str, Any]) -> list[str]:
+        """Problems with a combination of settings (each ``key: what is wrong``); none by default.
+
+        Called during config validation, before anything runs, for the enabled adapters only.
+        """
+        return []
+
+    def open(self) -> None:  # noqa: B027 - most adapters need no opening step
+        """Connect or open files. Raises AdapterError if the destination cannot be used."""
+
+    @abstractmethod
+    def deliver(self, threats: Sequence[Threat]) -> None:
+        """Insert or replace each threat. Raises AdapterError on failure."""
+
+    @abstractmethod
+    def withdraw(self, refs: Sequence[ThreatRef]) -> None:
+        """Act on the vendor's deletion of each threat. Raises AdapterError on failure."""
+
+    @abstractmethod
+    def commit(self) -> None:
+        """Make every delivery and withdrawal so far durable. Raises AdapterError on failure."""
+
+    def close(self) -> None:  # noqa: B027 - most adapters hold nothing to release
+        """Release connections and files. Must not raise; called after success and failure."""

@@ -1,0 +1,130 @@
+"""``[integration_sqlite]``: the embedded IOC store, a SQLite database users query directly.
+
+Tables (times in epoch milliseconds; ``threat_type`` is ``malware`` or ``phish``)::
+
+    threats(threat_type, threat_id, label, first_published, last_published, json)
+    indicators(threat_type, threat_id, kind, value, impact, role, malware_family)
+    deleted_threats(threat_type, threat_id, deleted_at)
+    meta(key, value)                       -- schema_version
+
+A delivery replaces the threat's row and all its indicator rows, and clears a tombstone;
+a withdrawal deletes both and records a tombstone in ``deleted_threats``. Deliveries and
+withdrawals accumulate in one transaction that :meth:`commit` commits. The database runs in
+WAL mode with ``synchronous=FULL``: a commit survives ``kill -9`` and power loss, and a run
+killed mid-transaction leaves the store as of the last commit.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ..errors import AdapterError
+from ..models import Threat, ThreatRef
+from ..options import Option, path, writable_file_problem
+from .base import Adapter
+
+SCHEMA_VERSION = 1
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS threats (
+    threat_type TEXT NOT NULL, threat_id INTEGER NOT NULL, label TEXT,
+    first_published INTEGER, last_published INTEGER, json TEXT NOT NULL,
+    PRIMARY KEY (threat_type, threat_id)
+);
+CREATE TABLE IF NOT EXISTS indicators (
+    threat_type TEXT NOT NULL, threat_id INTEGER NOT NULL, kind TEXT NOT NULL, value TEXT NOT NULL,
+    impact TEXT, role TEXT, malware_family TEXT,
+    PRIMARY KEY (threat_type, threat_id, kind, value)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS indicators_by_value ON indicators (kind, value);
+CREATE TABLE IF NOT EXISTS deleted_threats (
+    threat_type TEXT NOT NULL, threat_id INTEGER NOT NULL, deleted_at INTEGER NOT NULL,
+    PRIMARY KEY (threat_type, threat_id)
+);
+"""
+
+
+class SqliteAdapter(Adapter):
+    """Keeps every threat and its indicators in a SQLite file; withdrawal deletes and leaves a tombstone."""
+
+    name = "sqlite"
+    options = (Option("path", path, "phishme_intel.sqlite3"),)
+
+    @classmethod
+    def check(cls, settings: Mapping[str, Any]) -> list[str]:
+        problem = writable_file_problem(settings["path"])
+        return [f"path: {problem}"] if problem else []
+
+    def __init__(self, settings: Mapping[str, Any]) -> None:
+        super().__init__(settings)
+        self.path: str = settings["path"]
+        self._db: sqlite3.Connection | None = None
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise AdapterError(self.name, "used before open()")
+        return self._db
+
+    def open(self) -> None:
+        try:
+            self._db = sqlite3.connect(self.path)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA busy_timeout=10000")
+            self._db.executescript(SCHEMA)
+            found = self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            if found is None:
+                self._db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+                self._db.commit()
+            elif int(found[0]) > SCHEMA_VERSION:
+                raise AdapterError(self.name, f"{self.path} has schema {found[0]}, newer than this release knows")
+        except sqlite3.Error as exc:
+            raise AdapterError(self.name, f"cannot open {self.path}: {exc}") from None
+
+    def deliver(self, threats: Sequence[Threat]) -> None:
+        refs = [(t.kind, t.id) for t in threats]
+        try:
+            self.db.executemany(
+                "INSERT OR REPLACE INTO threats VALUES (?, ?, ?, ?, ?, ?)",
+                [(t.kind, t.id, t.label, t.first_published, t.last_published, t.json) for t in threats],
+            )
+            self.db.executemany("DELETE FROM indicators WHERE threat_type = ? AND threat_id = ?", refs)
+            self.db.executemany("DELETE FROM deleted_threats WHERE threat_type = ? AND threat_id = ?", refs)
+            self.db.executemany(
+                "INSERT INTO indicators VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (t.kind, t.id, i.kind, i.value, i.impact, i.role, i.malware_family)
+                    for t in threats
+                    for i in t.indicators
+                ],
+            )
+        except sqlite3.Error as exc:
+            raise AdapterError(self.name, f"cannot write to {self.path}: {exc}") from None
+
+    def withdraw(self, refs: Sequence[ThreatRef]) -> None:
+        rows = [(ref.kind, ref.id) for ref in refs]
+        now = int(time.time() * 1000)
+        try:
+            self.db.executemany("DELETE FROM threats WHERE threat_type = ? AND threat_id = ?", rows)
+            self.db.executemany("DELETE FROM indicators WHERE threat_type = ? AND threat_id = ?", rows)
+            self.db.executemany(
+                "INSERT OR REPLACE INTO deleted_threats VALUES (?, ?, ?)", [(*row, now) for row in rows]
+            )
+        except sqlite3.Error as exc:
+            raise AdapterError(self.name, f"cannot write to {self.path}: {exc}") from None
+
+    def commit(self) -> None:
+        try:
+            self.db.commit()
+        except sqlite3.Error as exc:
+            raise AdapterError(self.name, f"cannot commit to {self.path}: {exc}") from None
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.rollback()
+            self._db.close()
+            self._db = None

@@ -1,0 +1,278 @@
+"""The Intelligence API client: the endpoints of shared/API.md over HTTP, and nothing else.
+
+One :class:`requests.Session` per worker thread (keep-alive: one TCP connection each), HTTP
+Basic auth, a timeout on every request, and bounded retries with exponential backoff and
+jitter on connection failures, truncated or invalid answers, 429 and 5xx, honouring
+``Retry-After``. A client-wide throttle spaces requests (``max_requests_per_second``) and a
+429 pauses every worker, not just the one that received it. Errors are the
+:class:`~phishme_intel.errors.ApiError` family; no message ever contains a password.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import requests
+
+from .config import ApiSettings, ProxySettings
+from .errors import ApiResponseError, ApiUnavailable, AuthError, UnknownPosition
+from .models import ThreatRef
+from .version import __version__
+
+log = logging.getLogger(__name__)
+MAX_RETRY_AFTER = 300.0
+MAX_BACKOFF = 60.0
+_RETRYABLE = (
+    requests.ConnectionError,
+    requests.Timeout,
+    requests.exceptions.ChunkedEncodingError,
+    requests.exceptions.ContentDecodingError,
+)
+
+
+@dataclass(frozen=True)
+class SearchPage:
+    """One page of ``/threat/search``: raw threat objects and the page counts."""
+
+    threats: list[Any]
+    page: int
+    total_pages: int
+    total_elements: int | None
+
+
+@dataclass(frozen=True)
+class UpdatesPage:
+    """One page of ``/threat/updates``: raw changelog entries and the position after them."""
+
+    changelog: list[Any]
+    next_position: str
+
+
+class _Retry(Exception):
+    """An attempt failed in a way worth trying again; ``delay`` overrides the backoff."""
+
+    def __init__(self, reason: str, delay: float | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.delay = delay
+
+
+class Throttle:
+    """Spaces requests across all threads; :meth:`pause` holds everyone back (after a 429)."""
+
+    def __init__(self, per_second: float) -> None:
+        self.interval = 1.0 / per_second if per_second > 0 else 0.0
+        self._next = 0.0
+        self._lock = threading.Lock()
+
+    def wait(self) -> None:
+        with self._lock:
+            now = time.monotonic()
+            slot = max(now, self._next)
+            self._next = slot + self.interval
+        if slot > now:
+            time.sleep(slot - now)
+
+    def pause(self, seconds: float) -> None:
+        with self._lock:
+            self._next = max(self._next, time.monotonic() + seconds)
+
+
+class ApiClient:
+    """Talks to the Intelligence API. Thread-safe: each thread gets its own session."""
+
+    def __init__(self, api: ApiSettings, proxy: ProxySettings | None = None) -> None:
+        self.api = api
+        self.base_url = api.base_url.rstrip("/")
+        self._proxies = _proxies(proxy or ProxySettings())
+        self._local = threading.local()
+        self._sessions: list[requests.Session] = []
+        self._lock = threading.Lock()
+        self._throttle = Throttle(api.max_requests_per_second)
+        self.requests_made = 0
+
+    def check(self) -> None:
+        """Test the connection and the credentials with ``GET /feed/``."""
+        self._call("GET", "/feed/", {})
+
+    def search_window(self, begin: int, end: int, page: int, threat_type: str) -> SearchPage:
+        """Page ``page`` (0-based) of the threats last published in ``[begin, end]`` (epoch s)."""
+        data = self._call("POST", "/threat/search", {
+            "beginTimestamp": begin, "endTimestamp": end, "threatType": threat_type,
+            "resultsPerPage": self.api.results_per_page, "page": page,
+        })
+        return _search_page(data)
+
+    def search_ids(self, refs: Sequence[ThreatRef]) -> list[Any]:
+        """The current JSON of up to 100 threats by id; deleted threats are simply absent."""
+        if not 0 < len(refs) <= 100:
+            raise ValueError("search_ids takes 1 to 100 threat ids")
+        data = self._call("POST", "/threat/search", {
+            "threatId": [ref.api_id for ref in refs], "resultsPerPage": 100, "page": 0,
+        })
+        return _search_page(data).threats
+
+    def updates(self, *, position: str | None = None, timestamp: int | None = None) -> UpdatesPage:
+        """The changes after ``position``, or after ``timestamp`` (whole epoch seconds)."""
+        if (position is None) == (timestamp is None):
+            raise ValueError("updates takes exactly one of position and timestamp")
+        params: dict[str, Any] = {"position": position} if position else {"timestamp": int(timestamp or 0)}
+        data = self._call("POST", "/threat/updates", params)
+        changelog, next_position = data.get("changelog"), data.get("nextPosition")
+        if not isinstance(changelog, list) or not isinstance(next_position, str) or not next_position:
+            raise ApiResponseError("POST /threat/updates answered without a changelog list and nextPosition")
+        return UpdatesPage(changelog, next_position)
+
+    def close(self) -> None:
+        """Close every thread's session."""
+        with self._lock:
+            for session in self._sessions:
+                session.close()
+            self._sessions.clear()
+
+    def _session(self) -> requests.Session:
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = requests.Session()
+            session.auth = (self.api.user, self.api.password)
+            session.verify = self.api.verify
+            session.headers["User-Agent"] = f"phishme-intel/{__version__}"
+            session.headers["Accept"] = "application/json"
+            if self._proxies:
+                session.proxies.update(self._proxies)
+            self._local.session = session
+            with self._lock:
+                self._sessions.append(session)
+        return session
+
+    def _call(self, method: str, path: str, params: dict[str, Any]) -> dict[str, Any]:
+        """One API call with retries; returns the answer's ``data`` object."""
+        attempts = self.api.max_retries + 1
+        for attempt in range(attempts):
+            self._throttle.wait()
+            try:
+                return self._attempt(method, path, params)
+            except _Retry as retry:
+                if attempt + 1 == attempts:
+                    raise ApiUnavailable(
+                        f"{method} {path} failed {attempts} times, last: {retry.reason}; "
+                        f"is {urlsplit(self.base_url).hostname} reachable?"
+                    ) from None
+                delay = retry.delay if retry.delay is not None else self._backoff(attempt)
+                log.warning("%s %s failed (%s); retry %d of %d in %.1f s",
+                            method, path, retry.reason, attempt + 1, attempts - 1, delay)
+                if retry.delay is not None:
+                    self._throttle.pause(delay)
+                time.sleep(delay)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _backoff(self, attempt: int) -> float:
+        """Exponential backoff with jitter: half fixed, half random, at most MAX_BACKOFF."""
+        base = min(MAX_BACKOFF, self.api.retry_backoff * 2**attempt)
+        return base / 2 + random.uniform(0, base / 2)
+
+    def _attempt(self, method: str, path: str, params: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            self.requests_made += 1
+        try:
+            response = self._session().request(
+                method, self.base_url + path, params=params, timeout=self.api.timeout
+            )
+        except requests.exceptions.SSLError:
+            raise ApiUnavailable(
+                f"TLS verification of {urlsplit(self.base_url).hostname} failed; "
+                "set [pm_api] ca_bundle to the CA that signed its certificate"
+            ) from None
+        except requests.exceptions.InvalidProxyURL:
+            raise ApiUnavailable("the proxy URL in [local_proxy] is not usable") from None
+        except _RETRYABLE as exc:
+            raise _Retry(_describe(exc)) from None
+        status = response.status_code
+        if status in (401, 403):
+            raise AuthError(f"the API rejected the credentials of user {self.api.user!r} (HTTP {status})")
+        if status == 429:
+            raise _Retry("HTTP 429 rate limited", _retry_after(response))
+        if status >= 500:
+            raise _Retry(f"HTTP {status}", _retry_after(response))
+        if status == 400 and "position" in params:
+            raise UnknownPosition(
+                f"the API does not know the stored position {params['position']} (HTTP 400); "
+                "to recover, empty [pm_api] position in config.ini: the next run backfills from init_date"
+            )
+        if status >= 300:
+            raise ApiResponseError(f"{method} {path} answered HTTP {status}: {_snippet(response.text)}")
+        try:
+            body = response.json()
+        except ValueError:
+            raise _Retry("the answer is not valid JSON") from None
+        if not isinstance(body, dict) or body.get("success") is not True:
+            raise _Retry("the answer does not say success")
+        data = body.get("data")
+        if not isinstance(data, dict | list):
+            raise _Retry("the answer has no data")
+        return data if isinstance(data, dict) else {"items": data}
+
+
+def _search_page(data: dict[str, Any]) -> SearchPage:
+    threats = data.get("threats")
+    page = data.get("page") if isinstance(data.get("page"), dict) else {}
+    if not isinstance(threats, list):
+        raise ApiResponseError("POST /threat/search answered without a threats list")
+    total, current, elements = (page.get(key) for key in ("totalPages", "currentPage", "totalElements"))
+    return SearchPage(
+        threats,
+        current if isinstance(current, int) else 0,
+        total if isinstance(total, int) and total >= 0 else 1,
+        elements if isinstance(elements, int) else None,
+    )
+
+
+def _retry_after(response: requests.Response) -> float | None:
+    value = response.headers.get("Retry-After", "")
+    try:
+        return min(MAX_RETRY_AFTER, max(0.0, float(value)))
+    except ValueError:
+        return None
+
+
+def _describe(exc: Exception) -> str:
+    """A short cause for a failed request, built from types and errno texts only (no URLs)."""
+    if isinstance(exc, requests.Timeout):
+        return "timed out"
+    if isinstance(exc, requests.exceptions.ChunkedEncodingError):
+        return "the answer was cut short"
+    cause: BaseException | None = exc
+    seen: set[int] = set()
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, OSError) and cause.strerror:
+            return cause.strerror.lower()
+        nested = [arg for arg in getattr(cause, "args", ()) if isinstance(arg, BaseException)]
+        cause = nested[0] if nested else (getattr(cause, "reason", None) or cause.__context__)
+    return type(exc).__name__
+
+
+def _snippet(body: str) -> str:
+    body = " ".join(body.split())
+    return body[:200] + ("…" if len(body) > 200 else "")
+
+
+def _proxies(proxy: ProxySettings) -> dict[str, str]:
+    """requests' proxies mapping, with the basic-auth credentials in each proxy URL."""
+    proxies = {}
+    for scheme, address in (("http", proxy.http), ("https", proxy.https)):
+        if not address:
+            continue
+        if proxy.user and proxy.password:
+            parts = urlsplit(address)
+            credentials = f"{quote(proxy.user, safe='')}:{quote(proxy.password, safe='')}"
+            address = urlunsplit(parts._replace(netloc=f"{credentials}@{parts.netloc}"))
+        proxies[scheme] = address
+    return proxies

@@ -1,0 +1,304 @@
+"""Reading and validating config.ini.
+
+The file keeps the vendor library's sections (``[pm_api]``, ``[pm_product]``,
+``[local_log]``, ``[local_file_lock]``, ``[local_proxy]``, ``[integration_<name>]``) so an
+existing config.ini works as it is. :func:`load` checks all of it at once and raises one
+:class:`~phishme_intel.errors.ConfigError` listing every problem, each naming its section
+and key; it never writes to the file. Relative paths are resolved against the folder that
+holds config.ini, so cron's working directory does not matter.
+"""
+
+from __future__ import annotations
+
+import configparser
+import datetime as dt
+import os
+import stat
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import adapters
+from .errors import ConfigError
+from .options import (
+    REQUIRED,
+    Option,
+    boolean,
+    choice,
+    epoch_seconds,
+    instant,
+    integer,
+    number,
+    parse_section,
+    path,
+    position,
+    secret,
+    text,
+    url,
+    writable_file_problem,
+)
+
+API_OPTIONS = (
+    Option("base_url", url("https", "http"), "https://www.threathq.com/apiv1"),
+    Option("user", text, REQUIRED),
+    Option("pass", secret, REQUIRED),
+    Option("ssl_verify", boolean, True),
+    Option("ca_bundle", path, None),
+    Option("init_date", instant, REQUIRED),
+    Option("position", position, None),
+    Option("backfill_until", epoch_seconds, None),
+    Option("backfill_done", epoch_seconds, None),
+    Option("results_per_page", integer(1, 100), 100),
+    Option("window_hours", integer(1, 24 * 31), 24),
+    Option("max_retries", integer(0, 20), 5),
+    Option("retry_backoff", number(0, 60), 1.0),
+    Option("timeout", number(1, 600), 60.0),
+    Option("expired_threat_days", integer(0, 36500), 0),
+    Option("concurrency", integer(1, 16), 4),
+    Option("max_requests_per_second", number(0, 1000), 10.0),
+)
+PRODUCT_OPTIONS = (
+    Option("intelligence", boolean, True),
+    Option("brand_intelligence", boolean, True),
+)
+LOG_OPTIONS = (
+    Option("log_level", choice("debug", "info", "warning", "error"), "info"),
+    Option("log_file", path, "phishme_intel.log"),
+)
+LOCK_OPTIONS = (
+    Option("use", boolean, True),
+    Option("lock_file", path, "phishme_intel.lock"),
+)
+PROXY_OPTIONS = (
+    Option("use", boolean, False),
+    Option("http", url("http", "https"), None),
+    Option("https", url("http", "https"), None),
+    Option("auth_basic_use", boolean, False),
+    Option("auth_basic_user", text, None),
+    Option("auth_basic_pass", secret, None),
+)
+USE = Option("use", boolean, False)
+DEFAULT_ADAPTERS = ("sqlite",)
+_SECTIONS = {
+    "pm_api": API_OPTIONS,
+    "pm_product": PRODUCT_OPTIONS,
+    "local_log": LOG_OPTIONS,
+    "local_file_lock": LOCK_OPTIONS,
+    "local_proxy": PROXY_OPTIONS,
+}
+_INTEGRATION = "integration_"
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    """``[pm_api]`` and ``[pm_product]``: how to reach the API and what to ask of it."""
+
+    base_url: str
+    user: str
+    password: str = field(repr=False)
+    verify: bool | str
+    init_date: dt.datetime
+    results_per_page: int
+    window_hours: int
+    max_retries: int
+    retry_backoff: float
+    timeout: float
+    expired_threat_days: int
+    concurrency: int
+    max_requests_per_second: float
+    malware: bool
+    phish: bool
+
+
+@dataclass(frozen=True)
+class ProxySettings:
+    """``[local_proxy]``: None everywhere means requests' own handling of the environment."""
+
+    http: str | None = None
+    https: str | None = None
+    user: str | None = None
+    password: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class SyncState:
+    """What the sync stored last time: the updates position, or a backfill in progress.
+
+    ``backfill_until`` is the instant (epoch seconds) the backfill covers up to, fixed when
+    it began; ``backfill_done`` the end of the last search window whose threats every
+    adapter committed.
+    """
+
+    position: str | None = None
+    backfill_until: int | None = None
+    backfill_done: int | None = None
+
+
+@dataclass(frozen=True)
+class Config:
+    """A validated config.ini."""
+
+    path: str
+    api: ApiSettings
+    proxy: ProxySettings
+    log_level: str
+    log_file: str
+    lock_file: str | None
+    state: SyncState
+    adapters: dict[str, tuple[type[adapters.Adapter], dict[str, Any]]]
+    warnings: list[str]
+
+    @property
+    def secrets(self) -> list[str]:
+        """Every password and token this config holds, to be kept out of logs and messages."""
+        values = [self.api.password, self.proxy.password]
+        for adapter, settings in self.adapters.values():
+            values += [settings[o.key] for o in adapter.options if o.parse is secret]
+        return [value for value in values if value]
+
+
+def read(config_path: str) -> configparser.ConfigParser:
+    """The file parsed as INI, strictly (no duplicate sections or keys, no interpolation)."""
+    try:
+        with open(config_path, "rb") as handle:
+            data = handle.read()
+    except IsADirectoryError:
+        raise ConfigError(config_path, ["the path is a directory, not a config file"]) from None
+    except OSError as exc:
+        raise ConfigError(config_path, [f"cannot read the file: {exc.strerror}"]) from None
+    try:
+        content = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            config_path, [f"the file is not UTF-8 text (byte {data[exc.start]:#x} at offset {exc.start})"]
+        ) from None
+    parser = configparser.ConfigParser(interpolation=None, strict=True, default_section="\0")
+    try:
+        parser.read_string(content, source=config_path)
+    except configparser.Error as exc:
+        raise ConfigError(config_path, [_ini_problem(exc)]) from None
+    return parser
+
+
+def load(config_path: str) -> Config:
+    """Read and validate config.ini; raise ConfigError listing every problem."""
+    config_path = os.path.abspath(config_path)
+    parser = read(config_path)
+    base_dir = os.path.dirname(config_path)
+    problems: list[str] = []
+    warnings = _permission_warnings(config_path)
+    if not parser.has_section("pm_api"):
+        problems.append("[pm_api]: the section is missing; it holds base_url, user, pass and init_date")
+    values = {
+        name: parse_section(
+            name, parser[name] if parser.has_section(name) else None, options, problems, warnings, base_dir
+        )
+        for name, options in _SECTIONS.items()
+    }
+    for section in parser.sections():
+        if section not in _SECTIONS and not section.startswith(_INTEGRATION):
+            warnings.append(f"[{section}]: unknown section, ignored")
+    api, product, log, lock, proxy = (values[name] for name in _SECTIONS)
+    _check_paths(api, log, lock, problems)
+    if not (product["intelligence"] or product["brand_intelligence"]):
+        problems.append("[pm_product]: intelligence and brand_intelligence are both False; nothing to sync")
+    proxy_settings = _proxy(proxy, problems)
+    enabled = _adapters(parser, base_dir, problems, warnings)
+    if problems:
+        raise ConfigError(config_path, problems)
+    return Config(
+        path=config_path,
+        api=ApiSettings(
+            base_url=api["base_url"],
+            user=api["user"],
+            password=api["pass"],
+            verify=api["ca_bundle"] or api["ssl_verify"],
+            init_date=api["init_date"],
+            results_per_page=api["results_per_page"],
+            window_hours=api["window_hours"],
+            max_retries=api["max_retries"],
+            retry_backoff=api["retry_backoff"],
+            timeout=api["timeout"],
+            expired_threat_days=api["expired_threat_days"],
+            concurrency=api["concurrency"],
+            max_requests_per_second=api["max_requests_per_second"],
+            malware=product["intelligence"],
+            phish=product["brand_intelligence"],
+        ),
+        proxy=proxy_settings,
+        log_level=log["log_level"],
+        log_file=log["log_file"],
+        lock_file=lock["lock_file"] if lock["use"] else None,
+        state=SyncState(api["position"], api["backfill_until"], api["backfill_done"]),
+        adapters=enabled,
+        warnings=warnings,
+    )
+
+
+def _ini_problem(exc: configparser.Error) -> str:
+    if isinstance(exc, configparser.DuplicateOptionError):
+        return f"[{exc.section}] {exc.option}: the key appears twice (line {exc.lineno})"
+    if isinstance(exc, configparser.DuplicateSectionError):
+        return f"[{exc.section}]: the section appears twice (line {exc.lineno})"
+    if isinstance(exc, configparser.MissingSectionHeaderError):
+        return f"line {exc.lineno}: a key before any [section] header"
+    if isinstance(exc, configparser.ParsingError):
+        lines = ", ".join(str(lineno) for lineno, _ in exc.errors)
+        return f"lines {lines}: not 'key = value' lines"
+    return f"not an INI file: {exc.message}"
+
+
+def _permission_warnings(config_path: str) -> list[str]:
+    mode = os.stat(config_path).st_mode
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        return [f"{config_path} is readable by other users and holds the API password: chmod 600 {config_path}"]
+    return []
+
+
+def _check_paths(api: dict[str, Any], log: dict[str, Any], lock: dict[str, Any], problems: list[str]) -> None:
+    if api["ca_bundle"] and not os.path.isfile(api["ca_bundle"]):
+        problems.append(f"[pm_api] ca_bundle: {api['ca_bundle']} is not a readable file")
+    if api["backfill_done"] is not None and api["backfill_until"] is None:
+        problems.append("[pm_api] backfill_done: is set without backfill_until; clear both to backfill again")
+    if log["log_file"] and (problem := writable_file_problem(log["log_file"])):
+        problems.append(f"[local_log] log_file: {problem}")
+    if lock["use"] and lock["lock_file"] and (problem := writable_file_problem(lock["lock_file"])):
+        problems.append(f"[local_file_lock] lock_file: {problem}")
+
+
+def _proxy(proxy: dict[str, Any], problems: list[str]) -> ProxySettings:
+    if not proxy["use"]:
+        return ProxySettings()
+    if not (proxy["http"] or proxy["https"]):
+        problems.append("[local_proxy] use: is True but neither http nor https names a proxy")
+    if not proxy["auth_basic_use"]:
+        return ProxySettings(proxy["http"], proxy["https"])
+    for key in ("auth_basic_user", "auth_basic_pass"):
+        if not proxy[key]:
+            problems.append(f"[local_proxy] {key}: is required when auth_basic_use is True")
+    return ProxySettings(proxy["http"], proxy["https"], proxy["auth_basic_user"], proxy["auth_basic_pass"])
+
+
+def _adapters(
+    parser: configparser.ConfigParser, base_dir: str, problems: list[str], warnings: list[str]
+) -> dict[str, tuple[type[adapters.Adapter], dict[str, Any]]]:
+    """The enabled adapters with their parsed settings, in config file order."""
+    names = [s[len(_INTEGRATION):] for s in parser.sections() if s.startswith(_INTEGRATION)]
+    names += [name for name in DEFAULT_ADAPTERS if name not in names]
+    enabled: dict[str, tuple[type[adapters.Adapter], dict[str, Any]]] = {}
+    for name in names:
+        section = f"{_INTEGRATION}{name}"
+        raw = parser[section] if parser.has_section(section) else None
+        default_on = name in DEFAULT_ADAPTERS
+        use = parse_section(section, raw, (Option("use", boolean, default_on),), problems)["use"]
+        if not use:
+            continue
+        try:
+            adapter = adapters.load(name)
+        except LookupError as exc:
+            problems.append(f"[{section}] use: {exc}")
+            continue
+        settings = parse_section(section, raw, (USE, *adapter.options), problems, warnings, base_dir)
+        if None not in (settings[o.key] for o in adapter.options if o.default is REQUIRED):
+            problems.extend(f"[{section}] {problem}" for problem in adapter.check(settings))
+        enabled[name] = (adapter, settings)
+    return enabled

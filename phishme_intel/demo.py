@@ -1,0 +1,131 @@
+"""``python -m phishme_intel.demo``: the main job, end to end, on the built-in default.
+
+Starts the bundled API simulator in its own process, writes a config.ini for it (from
+config.ini.example) into ``demo-run/``, runs ``phishme_to_product.py -conf`` twice (the
+backfill, then, after the simulator published updates and deletions, the updates run)
+and prints what landed in the SQLite store.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+from configupdater import ConfigUpdater
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def main() -> int:
+    """Run the demo; returns the exit code of the first failing step, else 0."""
+    options = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    options.add_argument("--dir", default="demo-run", help="working folder, recreated (default demo-run)")
+    options.add_argument("--malware", type=int, default=2000)
+    options.add_argument("--phish", type=int, default=500)
+    args = options.parse_args()
+    work = Path(args.dir).resolve()
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    port_file = work / "simulator.port"
+    simulator = subprocess.Popen(
+        [sys.executable, "-m", "phishme_intel.simulator", "--port-file", str(port_file),
+         "--malware", str(args.malware), "--phish", str(args.phish), "--days", "30",
+         "--user", "demo", "--password", "demo-secret"],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        port = _wait_for(port_file, simulator)
+        control = f"http://127.0.0.1:{port}/_sim"
+        config = _write_config(work, f"http://127.0.0.1:{port}/apiv1")
+        print(f"simulator: {args.malware} malware + {args.phish} phish threats on 127.0.0.1:{port}")
+        code = _sync("backfill", config)
+        if code:
+            return code
+        changed = _post(f"{control}/mutate?republish=200&delete=40&add_malware=50&add_phish=10")
+        print(f"simulator: published updates and deletions {_counts(changed)}")
+        code = _sync("updates", config)
+        if code:
+            return code
+        _summary(work / "phishme_intel.sqlite3", config)
+        return 0
+    finally:
+        simulator.terminate()
+        simulator.wait(timeout=10)
+
+
+def _wait_for(port_file: Path, simulator: subprocess.Popen[bytes]) -> int:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if port_file.exists() and port_file.read_text().strip():
+            return int(port_file.read_text())
+        if simulator.poll() is not None:
+            raise SystemExit("the simulator exited before it was ready")
+        time.sleep(0.05)
+    raise SystemExit("the simulator did not start within 60 s")
+
+
+def _write_config(work: Path, base_url: str) -> Path:
+    updater = ConfigUpdater()
+    updater.read(ROOT / "config.ini.example")
+    api = updater["pm_api"]
+    api["base_url"] = base_url
+    api["user"] = "demo"
+    api["pass"] = "demo-secret"
+    api["init_date"] = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=31)).strftime("%Y-%m-%d")
+    api["max_requests_per_second"] = "0"
+    config = work / "config.ini"
+    with tempfile.NamedTemporaryFile("w", dir=work, delete=False) as handle:
+        handle.write(str(updater))
+    os.chmod(handle.name, 0o600)
+    os.replace(handle.name, config)
+    return config
+
+
+def _sync(step: str, config: Path) -> int:
+    started = time.monotonic()
+    result = subprocess.run([sys.executable, str(ROOT / "phishme_to_product.py"), "-conf", str(config)])
+    elapsed = time.monotonic() - started
+    print(f"{step}: phishme_to_product.py exited {result.returncode} after {elapsed:.2f} s")
+    if result.returncode:
+        print(f"see the log: {config.parent / 'phishme_intel.log'}")
+    return result.returncode
+
+
+def _post(address: str) -> dict[str, object]:
+    request = urllib.request.Request(address, method="POST")
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        return json.load(answer)
+
+
+def _counts(changed: dict[str, object]) -> str:
+    return ", ".join(f"{key}: {len(v) if isinstance(v, list) else v}" for key, v in changed.items())
+
+
+def _summary(database: Path, config: Path) -> None:
+    with sqlite3.connect(database) as db:
+        threats = db.execute("SELECT threat_type, count(*) FROM threats GROUP BY 1 ORDER BY 1").fetchall()
+        kinds = db.execute("SELECT kind, count(*) FROM indicators GROUP BY 1 ORDER BY 2 DESC").fetchall()
+        deleted = db.execute("SELECT count(*) FROM deleted_threats").fetchone()[0]
+    position = next(
+        (line.split("=", 1)[1].strip() for line in config.read_text().splitlines() if line.startswith("position")), ""
+    )
+    print(f"\nSQLite store {database}:")
+    print("  threats:    " + ", ".join(f"{kind} {count}" for kind, count in threats))
+    print("  indicators: " + ", ".join(f"{kind} {count}" for kind, count in kinds))
+    print(f"  withdrawn:  {deleted} (tombstones in deleted_threats)")
+    print(f"position stored in {config}: {position}")
+    print(f"log: tail -f {config.parent / 'phishme_intel.log'}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,75 @@
+"""Where a run's story is told: a rotating log file (5 MB a file, 10 files in all).
+
+Every line passes through :class:`RedactingFormatter`, which replaces each secret of the
+config (API password, proxy password, adapter tokens, also in URL-encoded form) with
+``***``, tracebacks included: a second line of defence behind never logging them at all.
+"""
+
+from __future__ import annotations
+
+import logging
+import logging.handlers
+import sys
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from urllib.parse import quote
+
+MAX_BYTES = 5 * 1024 * 1024
+BACKUP_COUNT = 9
+FORMAT = "%(asctime)s %(levelname)-7s [%(process)d] %(name)s: %(message)s"
+LOGGERS = ("phishme_intel", "urllib3")
+
+
+class RedactingFormatter(logging.Formatter):
+    """A Formatter that masks every given secret in the finished line."""
+
+    def __init__(self, secrets: Iterable[str], fmt: str = FORMAT) -> None:
+        super().__init__(fmt)
+        masked = {form for secret in secrets if secret for form in (secret, quote(secret, safe=""))}
+        self.secrets = sorted(masked, key=len, reverse=True)
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record), self.secrets)
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with every secret replaced by ``***``."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return text
+
+
+@contextmanager
+def logging_to(log_file: str, level: str, secrets: Iterable[str], verbose: bool = False) -> Iterator[None]:
+    """Send phishme_intel's (and urllib3's) log lines to ``log_file`` (and stderr if ``verbose``).
+
+    Raises OSError when the log file cannot be opened.
+    """
+    formatter = RedactingFormatter(list(secrets))
+    handlers: list[logging.Handler] = [
+        logging.handlers.RotatingFileHandler(
+            log_file, maxBytes=MAX_BYTES, backupCount=BACKUP_COUNT, encoding="utf-8"
+        )
+    ]
+    if verbose:
+        handlers.append(logging.StreamHandler(sys.stderr))
+    loggers = [logging.getLogger(name) for name in LOGGERS]
+    saved = [(logger.level, logger.propagate) for logger in loggers]
+    for handler in handlers:
+        handler.setFormatter(formatter)
+    for logger in loggers:
+        logger.setLevel(level.upper())
+        logger.propagate = False
+        for handler in handlers:
+            logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        for logger, (old_level, old_propagate) in zip(loggers, saved, strict=True):
+            for handler in handlers:
+                logger.removeHandler(handler)
+            logger.setLevel(old_level)
+            logger.propagate = old_propagate
+        for handler in handlers:
+            handler.close()

@@ -1,0 +1,294 @@
+"""The words of phishme-intel, and the code that turns API JSON into them.
+
+threat
+    One malware campaign (``kind`` ``malware``, the vendor's "Intelligence" product) or one
+    confirmed phish (``kind`` ``phish``, "Brand Intelligence"), as the API serves it. Named by
+    a :class:`ThreatRef`: its kind and its integer id (the two id spaces are independent).
+indicator
+    One observable value taken from a threat that a product can match or block: a URL, a
+    domain, an IPv4 address, an e-mail address, a file hash, a subject line, a sender. An
+    :class:`Indicator` carries the kind, the value and the context the threat gives it
+    (impact, role, malware family). The vendor portal links inside a threat are context,
+    never indicators.
+delivery
+    Handing threats to the product adapters: a delivered threat replaces whatever the
+    product held for the same :class:`ThreatRef`, so delivering twice changes nothing.
+withdrawal
+    Telling the adapters that the vendor deleted a threat; each adapter documents whether it
+    removes the threat's data or emits a removal event.
+commit
+    The moment an adapter makes everything delivered and withdrawn so far durable.
+position
+    The updates feed's UUID that marks how far the product holds the changes; stored in
+    config.ini only after a commit.
+checkpoint
+    How far a backfill (the first, search-window based sync) has come; stored beside the
+    position so an interrupted backfill resumes instead of starting again.
+
+Parsing is forgiving where the API is messy (a list that is missing or null, an unknown
+field, one bad indicator value) and strict where a threat cannot be understood at all
+(no id, no time): then :class:`~phishme_intel.errors.ThreatFormatError` is raised, which
+the sync catches for that one threat.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+from urllib.parse import urlsplit
+
+from .errors import ThreatFormatError
+
+MALWARE = "malware"
+PHISH = "phish"
+KINDS = (MALWARE, PHISH)
+IMPACTS = ("Major", "Moderate", "Minor", "None")
+INDICATOR_KINDS = (
+    "url", "domain", "ipv4", "email", "md5", "sha1", "sha256", "subject", "sender_ip", "sender_email",
+)
+_PREFIX = {MALWARE: "m", PHISH: "p"}
+_HASH_LENGTHS = {"md5": 32, "sha1": 40, "sha256": 64}
+
+
+class ThreatRef(NamedTuple):
+    """A threat's identity: ``kind`` (``malware`` or ``phish``) and its integer id."""
+
+    kind: str
+    id: int
+
+    @property
+    def api_id(self) -> str:
+        """The id as the search endpoint takes it: ``m_<id>`` or ``p_<id>``."""
+        return f"{_PREFIX[self.kind]}_{self.id}"
+
+
+@dataclass(frozen=True, slots=True)
+class Indicator:
+    """One observable of a threat; ``impact``/``role``/``malware_family`` are None when unknown."""
+
+    kind: str
+    value: str
+    impact: str | None = None
+    role: str | None = None
+    malware_family: str | None = None
+
+
+@dataclass(slots=True)
+class Threat:
+    """One threat: its identity, times (epoch milliseconds), title, and the JSON as received."""
+
+    kind: str
+    id: int
+    label: str
+    first_published: int
+    last_published: int
+    raw: dict[str, Any] = field(repr=False)
+    _indicators: list[Indicator] | None = field(default=None, repr=False)
+
+    @property
+    def ref(self) -> ThreatRef:
+        return ThreatRef(self.kind, self.id)
+
+    @property
+    def json(self) -> str:
+        """The threat's JSON text, compact."""
+        return json.dumps(self.raw, separators=(",", ":"), ensure_ascii=False)
+
+    @property
+    def indicators(self) -> list[Indicator]:
+        """The threat's indicators, one per distinct (kind, value), the first seen; computed once."""
+        if self._indicators is None:
+            found = _malware_indicators(self.raw) if self.kind == MALWARE else _phish_indicators(self.raw)
+            distinct: dict[tuple[str, str], Indicator] = {}
+            for indicator in found:
+                distinct.setdefault((indicator.kind, indicator.value), indicator)
+            self._indicators = list(distinct.values())
+        return self._indicators
+
+
+@dataclass(frozen=True, slots=True)
+class ChangelogEntry:
+    """One change in the updates feed: a threat changed, or was deleted, at ``occurred_on`` (ms)."""
+
+    ref: ThreatRef
+    deleted: bool
+    occurred_on: int | None
+
+
+def parse_threat(raw: Any) -> Threat:
+    """Build a :class:`Threat` from one threat object of an API answer.
+
+    Raises ThreatFormatError when the object has no usable type, id or publication time.
+    """
+    if not isinstance(raw, dict):
+        raise ThreatFormatError(f"a threat must be a JSON object, not {type(raw).__name__}")
+    kind = _threat_kind(raw)
+    threat_id = _whole_number(raw.get("id"), "id")
+    if kind == MALWARE:
+        first = _time(raw, "firstPublished", "lastPublished")
+        last = _time(raw, "lastPublished", "firstPublished")
+        label = raw.get("label")
+    else:
+        first = _time(raw, "firstDate", "confirmedDate", "lastDate")
+        last = _time(raw, "lastDate", "confirmedDate", "firstDate")
+        label = raw.get("title")
+    return Threat(kind, threat_id, label if isinstance(label, str) else "", first, last, raw)
+
+
+def parse_changelog_entry(raw: Any) -> ChangelogEntry:
+    """Build a :class:`ChangelogEntry`; raises ThreatFormatError when type or id is unusable."""
+    if not isinstance(raw, dict):
+        raise ThreatFormatError(f"a changelog entry must be a JSON object, not {type(raw).__name__}")
+    kind = str(raw.get("threatType", "")).lower()
+    if kind not in KINDS:
+        raise ThreatFormatError(f"changelog entry with unknown threatType {raw.get('threatType')!r}")
+    occurred = raw.get("occurredOn", raw.get("timestamp"))
+    return ChangelogEntry(
+        ThreatRef(kind, _whole_number(raw.get("threatId"), "threatId")),
+        raw.get("deleted") is True,
+        occurred if isinstance(occurred, int) and not isinstance(occurred, bool) else None,
+    )
+
+
+def _threat_kind(raw: dict[str, Any]) -> str:
+    declared = raw.get("threatType")
+    if isinstance(declared, str) and declared.lower() in KINDS:
+        return declared.lower()
+    if declared is None and "firstPublished" in raw:
+        return MALWARE
+    if declared is None and "firstDate" in raw:
+        return PHISH
+    raise ThreatFormatError(f"threat with unknown threatType {declared!r}")
+
+
+def _whole_number(value: Any, name: str) -> int:
+    if isinstance(value, bool):
+        raise ThreatFormatError(f"{name} must be a whole number, not {value!r}")
+    if isinstance(value, int) and value >= 0:
+        return value
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    raise ThreatFormatError(f"{name} must be a whole number, not {value!r}")
+
+
+def _time(raw: dict[str, Any], *keys: str) -> int:
+    for key in keys:
+        value = raw.get(key)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+    raise ThreatFormatError(f"threat {raw.get('id')!r} has no usable {keys[0]}")
+
+
+def _items(raw: dict[str, Any], key: str) -> list[dict[str, Any]]:
+    """The dict items of a list field; a missing, null or malformed list is empty."""
+    value = raw.get(key)
+    if not isinstance(value, list):
+        return []
+    return [item for item in value if isinstance(item, dict)]
+
+
+def _string(value: Any) -> str | None:
+    if isinstance(value, str):
+        value = value.strip()
+        return value or None
+    return None
+
+
+def _family(value: Any) -> str | None:
+    if isinstance(value, dict):
+        return _string(value.get("familyName"))
+    return _string(value)
+
+
+def _url_of(value: Any) -> str | None:
+    """The URL string of a URL object (``{url, host, ...}``) or of a plain string."""
+    if isinstance(value, dict):
+        return _string(value.get("url"))
+    return _string(value)
+
+
+def _host_of(value: Any) -> str | None:
+    if isinstance(value, dict) and _string(value.get("host")):
+        return _string(value.get("host"))
+    address = _url_of(value)
+    if address is None:
+        return None
+    try:
+        return urlsplit(address if "//" in address else f"//{address}").hostname
+    except ValueError:
+        return None
+
+
+def _indicator(kind: str, value: str | None, **context: str | None) -> Indicator | None:
+    """A normalised indicator, or None when the value is empty or not of its kind."""
+    if value is None:
+        return None
+    if kind in ("domain", "email", "sender_email"):
+        value = value.lower()
+    elif kind in _HASH_LENGTHS:
+        value = value.lower()
+        if len(value) != _HASH_LENGTHS[kind] or any(c not in "0123456789abcdef" for c in value):
+            return None
+    elif kind in ("ipv4", "sender_ip"):
+        try:
+            value = str(ipaddress.IPv4Address(value))
+        except ValueError:
+            return None
+    impact = context.get("impact")
+    return Indicator(
+        kind,
+        value,
+        impact if impact in IMPACTS else None,
+        context.get("role"),
+        context.get("malware_family"),
+    )
+
+
+_BLOCK_KINDS = {"URL": "url", "Domain Name": "domain", "IPv4 Address": "ipv4", "Email": "email"}
+
+
+def _malware_indicators(raw: dict[str, Any]) -> list[Indicator]:
+    found: list[Indicator | None] = []
+    for block in _items(raw, "blockSet"):
+        kind = _BLOCK_KINDS.get(_string(block.get("blockType")) or "")
+        if kind is None:
+            continue
+        value = _url_of(block.get("data_1")) or _string(block.get("data"))
+        found.append(_indicator(
+            kind, value, impact=_string(block.get("impact")), role=_string(block.get("role")),
+            malware_family=_family(block.get("malwareFamily")),
+        ))
+    for exe in _items(raw, "executableSet"):
+        family = _family(exe.get("malwareFamily"))
+        impact = _string(exe.get("severityLevel"))
+        for kind, key in (("md5", "md5Hex"), ("sha1", "sha1Hex"), ("sha256", "sha256Hex")):
+            found.append(_indicator(
+                kind, _string(exe.get(key)), impact=impact, role="executable", malware_family=family,
+            ))
+    for key, kind, field_name in (
+        ("subjectSet", "subject", "subject"),
+        ("senderIpSet", "sender_ip", "ip"),
+        ("senderEmailSet", "sender_email", "senderEmail"),
+    ):
+        found.extend(_indicator(kind, _string(item.get(field_name))) for item in _items(raw, key))
+    return [indicator for indicator in found if indicator is not None]
+
+
+def _phish_indicators(raw: dict[str, Any]) -> list[Indicator]:
+    urls: list[tuple[Any, str]] = [(raw.get("phishingURL_1"), "phishing")]
+    urls += [(item, "action") for item in _items(raw, "actionURLs_1")]
+    urls += [(item, "reported") for item in _items(raw, "reportedURLs_1")]
+    found: list[Indicator | None] = []
+    for url_object, role in urls:
+        found.append(_indicator("url", _url_of(url_object), impact="Major", role=role))
+        found.append(_indicator("domain", _host_of(url_object), impact="Major", role=role))
+    ip_detail = raw.get("ipDetail")
+    if isinstance(ip_detail, dict):
+        found.append(_indicator("ipv4", _string(ip_detail.get("ip")), impact="Major", role="phishing"))
+    for kit in _items(raw, "kits"):
+        for kit_file in _items(kit, "files"):
+            for email in _items(kit_file, "emails"):
+                found.append(_indicator("email", _string(email.get("email")), role="kit"))
+    return [indicator for indicator in found if indicator is not None]

@@ -1,0 +1,126 @@
+"""The first sync: every threat last published between ``init_date`` and the backfill's end.
+
+The span is cut into search windows of ``window_hours``; each window is paged through
+``/threat/search`` with several pages in flight. The end of the span, ``backfill_until``, is
+fixed when the backfill begins and stored at once, so a backfill that takes several runs
+covers one span. After every few windows the adapters commit and ``backfill_done`` (the
+end of the last complete window) is stored: an interrupted backfill resumes there.
+
+When every window is delivered, the updates feed is asked for the changes after
+``backfill_until`` (API.md: a threat deleted after an earlier run delivered it shows up
+only there), which also yields the first position.
+
+A window's pages are counted on its first page; if a later page reports another total
+(threats were re-published or deleted while we paged, shifting the pages), the window is
+fetched again, so no threat slips between two pages.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Iterator
+from concurrent.futures import Future
+from typing import NamedTuple
+
+from ..client import SearchPage
+from ..config import SyncState
+from .context import Run, log
+from .pipeline import Stream
+from .updates import follow
+
+COMMIT_EVERY_THREATS = 5000
+COMMIT_EVERY_SECONDS = 30.0
+MAX_WINDOW_REFETCH = 3
+
+
+class Window(NamedTuple):
+    """A search window: threats last published in ``[begin, end]``, epoch seconds."""
+
+    begin: int
+    end: int
+
+
+def windows(begin: int, end: int, hours: int) -> Iterator[Window]:
+    """Consecutive windows of ``hours`` from ``begin`` to ``end``; each starts where the last ended."""
+    step = hours * 3600
+    while begin < end:
+        yield Window(begin, min(begin + step, end))
+        begin += step
+
+
+def backfill(run: Run, state: SyncState) -> None:
+    """Deliver every threat of the backfill span, resuming from ``state``; then follow updates."""
+    until = state.backfill_until or int(run.started)
+    start = state.backfill_done or int(run.api.init_date.timestamp())
+    if state.backfill_until is None:
+        run.checkpoint.save(SyncState(backfill_until=until, backfill_done=start))
+    log.info("backfill from %s to %s", _day(start), _day(until))
+    threat_type = "all" if len(run.kinds) == 2 else run.kinds[0]
+    since_commit, last_commit = 0, time.monotonic()
+    window_pages: list[SearchPage] = []
+    for (window, last_page), page in run.pipeline.stream(lambda s: _plan(run, s, start, until, threat_type)):
+        window_pages.append(page)
+        since_commit += _deliver(run, page)
+        if not last_page:
+            continue
+        if _shifted(window_pages):
+            since_commit += _refetch(run, window, threat_type)
+        window_pages = []
+        if since_commit >= COMMIT_EVERY_THREATS or time.monotonic() - last_commit >= COMMIT_EVERY_SECONDS:
+            run.commit(SyncState(backfill_until=until, backfill_done=window.end))
+            log.info("backfill: up to %s delivered (%d threats)", _day(window.end), run.report.delivered)
+            since_commit, last_commit = 0, time.monotonic()
+    run.commit(SyncState(backfill_until=until, backfill_done=until))
+    log.info("backfill: complete (%d threats); asking for the changes since %s", run.report.delivered, _day(until))
+    follow(run, timestamp=until)
+
+
+def _plan(run: Run, stream: Stream, start: int, until: int, threat_type: str) -> None:
+    """Producer: first pages of the next windows ahead, then each window's other pages."""
+    def first(window: Window) -> tuple[Window, Future[SearchPage]]:
+        return window, stream.submit(run.client.search_window, window.begin, window.end, 0, threat_type)
+
+    pending = windows(start, until, run.api.window_hours)
+    ahead = [first(w) for _, w in zip(range(run.pipeline.workers), pending, strict=False)]
+    while ahead:
+        window, head = ahead.pop(0)
+        following = next(pending, None)
+        if following is not None:
+            ahead.append(first(following))
+        total = max(1, head.result().total_pages)
+        stream.emit((window, total == 1), head)
+        for number in range(1, total):
+            page = stream.submit(run.client.search_window, window.begin, window.end, number, threat_type)
+            stream.emit((window, number == total - 1), page)
+
+
+def _deliver(run: Run, page: SearchPage) -> int:
+    threats = run.parse(page.threats)
+    run.products.deliver(threats)
+    run.report.delivered += len(threats)
+    return len(threats)
+
+
+def _shifted(pages: list[SearchPage]) -> bool:
+    """Whether the pages disagree on the window's size: it changed while we paged."""
+    return len({(page.total_elements, page.total_pages) for page in pages}) > 1
+
+
+def _refetch(run: Run, window: Window, threat_type: str) -> int:
+    """Fetch a window again, page after page, until its totals hold still."""
+    delivered = 0
+    for _ in range(MAX_WINDOW_REFETCH):
+        log.info("backfill: window %s changed while paging; fetching it again", _day(window.begin))
+        pages = [run.client.search_window(window.begin, window.end, 0, threat_type)]
+        for number in range(1, pages[0].total_pages):
+            pages.append(run.client.search_window(window.begin, window.end, number, threat_type))
+        delivered += sum(_deliver(run, page) for page in pages)
+        if not _shifted(pages):
+            return delivered
+    log.warning("backfill: window %s kept changing; the updates feed will bring what changed", _day(window.begin))
+    return delivered
+
+
+def _day(epoch: int) -> str:
+    return dt.datetime.fromtimestamp(epoch, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")

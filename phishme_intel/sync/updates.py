@@ -1,0 +1,92 @@
+"""Following the updates feed from a position (or, after a backfill, from a time).
+
+Each changelog page is one unit of work: its entries are reduced to the last change per
+threat; deletions are withdrawn, changed threats are fetched by id (≤100 per request,
+several requests in flight) and delivered; then the adapters commit and the page's
+``nextPosition`` is stored. Pages are fetched until one comes back empty. While a page is
+being delivered the next one is already being fetched.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from ..config import SyncState
+from ..errors import ThreatFormatError
+from ..models import ChangelogEntry, ThreatRef, parse_changelog_entry
+from .context import Run, log
+from .pipeline import Stream
+
+BATCH = 100
+
+
+def follow(run: Run, *, position: str | None = None, timestamp: int | None = None) -> None:
+    """Apply every change after ``position`` (or after ``timestamp``), storing the position per page."""
+    stored = position
+    expiry = _expiry(run)
+    for tag, result in run.pipeline.stream(lambda stream: _plan(run, stream, position, timestamp)):
+        kind, value = tag
+        if kind == "withdraw":
+            run.products.withdraw(value)
+            run.report.withdrawn += len(value)
+        elif kind == "batch":
+            threats = run.parse(result)
+            fresh = [t for t in threats if t.first_published >= expiry]
+            run.report.skipped_expired += len(threats) - len(fresh)
+            run.products.deliver(fresh)
+            run.report.delivered += len(fresh)
+        elif kind == "invalid":
+            run.report.skipped_invalid += value
+        elif value != stored:
+            run.commit(SyncState(position=value))
+            stored = value
+            log.info("updates: position %s stored (%d delivered, %d withdrawn so far)",
+                     value, run.report.delivered, run.report.withdrawn)
+
+
+def _plan(run: Run, stream: Stream, position: str | None, timestamp: int | None) -> None:
+    """Producer: fetch changelog pages one after another and the changed threats of each."""
+    page = run.client.updates(position=position, timestamp=timestamp)
+    while True:
+        following = stream.submit(run.client.updates, position=page.next_position) if page.changelog else None
+        deleted, changed, invalid = reduce_changelog(page.changelog, run.kinds)
+        if invalid:
+            stream.emit(("invalid", invalid))
+        if deleted:
+            stream.emit(("withdraw", deleted))
+        for start in range(0, len(changed), BATCH):
+            stream.emit(("batch", None), stream.submit(run.client.search_ids, changed[start:start + BATCH]))
+        stream.emit(("position", page.next_position))
+        if following is None:
+            return
+        page = following.result()
+
+
+def reduce_changelog(entries: Sequence[Any], kinds: Sequence[str]) -> tuple[list[ThreatRef], list[ThreatRef], int]:
+    """The page's deleted threats, its changed (not deleted) threats, and how many entries were unusable.
+
+    The same threat may appear several times: its last entry decides. Kinds not asked for are dropped.
+    """
+    last: dict[ThreatRef, ChangelogEntry] = {}
+    invalid = 0
+    for raw in entries:
+        try:
+            entry = parse_changelog_entry(raw)
+        except ThreatFormatError as exc:
+            invalid += 1
+            log.warning("skipped a changelog entry: %s", exc)
+            continue
+        if entry.ref.kind in kinds:
+            last.pop(entry.ref, None)
+            last[entry.ref] = entry
+    deleted = [ref for ref, entry in last.items() if entry.deleted]
+    changed = [ref for ref, entry in last.items() if not entry.deleted]
+    return deleted, changed, invalid
+
+
+def _expiry(run: Run) -> int:
+    """Threats first published before this instant (epoch ms) are skipped; 0 when expiry is off."""
+    days = run.api.expired_threat_days
+    return int((time.time() - days * 86400) * 1000) if days else 0

@@ -1,0 +1,3 @@
+"""The version of phishme-intel."""
+
+__version__ = "0.1.0"
