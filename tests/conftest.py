@@ -1,0 +1,30 @@
+"""Fixtures: a running API simulator over real loopback HTTP, and a config.ini pointing at it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from support import PASSWORD, USER, write_config
+
+from phishme_intel.simulator import Dataset, Simulator
+
+
+@pytest.fixture
+def dataset() -> Dataset:
+    """300 malware and 60 phish threats spread over the last 20 days."""
+    return Dataset(seed=7, malware=300, phish=60, days=20)
+
+
+@pytest.fixture
+def simulator(dataset: Dataset) -> Iterator[Simulator]:
+    """The simulator serving ``dataset``; changelog pages of at most 200 entries."""
+    with Simulator(dataset, user=USER, password=PASSWORD, updates_page_size=200) as sim:
+        yield sim
+
+
+@pytest.fixture
+def config(tmp_path: Path, simulator: Simulator) -> Path:
+    """A config.ini (from config.ini.example) for ``simulator``, everything else in ``tmp_path``."""
+    return write_config(tmp_path, simulator.url)

@@ -1,0 +1,76 @@
+"""Helpers the test modules share: config files, the CLI as a subprocess, reading the store."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+from configupdater import ConfigUpdater
+
+from phishme_intel.models import Threat, parse_threat
+from phishme_intel.simulator import Dataset
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "config.ini.example"
+USER = "analyst"
+PASSWORD = "pw-Zq9%s3cr3t&x"  # a % and a & to catch interpolation and URL-encoding slips
+
+
+def days_ago(days: int) -> str:
+    """An ``init_date`` value ``days`` days back."""
+    return (dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def write_config(folder: Path, base_url: str, **sections: dict[str, str]) -> Path:
+    """config.ini.example with the simulator's URL and credentials, fast retries, and ``sections`` applied.
+
+    ``write_config(tmp, url, pm_api={"concurrency": "2"}, integration_x={"use": "True"})``;
+    a section that does not exist is added at the end.
+    """
+    updater = ConfigUpdater()
+    updater.read(EXAMPLE)
+    defaults = {
+        "base_url": base_url, "user": USER, "pass": PASSWORD, "init_date": days_ago(25),
+        "retry_backoff": "0.01", "max_requests_per_second": "0", "timeout": "5", "max_retries": "3",
+    }
+    for name, values in {"pm_api": defaults, **sections}.items():
+        if not updater.has_section(name):
+            updater.add_section(name)
+        for key, value in values.items():
+            updater[name][key] = value
+    path = folder / "config.ini"
+    path.write_text(str(updater))
+    os.chmod(path, 0o600)
+    return path
+
+
+def run_cli(config: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """``python phishme_to_product.py -conf config *args`` as a real process."""
+    return subprocess.run(
+        [sys.executable, str(ROOT / "phishme_to_product.py"), "-conf", str(config), *args],
+        capture_output=True, text=True, timeout=timeout, cwd=ROOT,
+    )
+
+
+def store(path: Path) -> dict[str, object]:
+    """What the SQLite store holds: threat keys, indicator rows and tombstones."""
+    with sqlite3.connect(path) as db:
+        return {
+            "threats": {(kind, tid) for kind, tid in db.execute("SELECT threat_type, threat_id FROM threats")},
+            "indicators": db.execute("SELECT count(*) FROM indicators").fetchone()[0],
+            "duplicate_indicators": db.execute(
+                "SELECT count(*) FROM (SELECT 1 FROM indicators GROUP BY threat_type, threat_id, kind, value "
+                "HAVING count(*) > 1)"
+            ).fetchone()[0],
+            "deleted": {(kind, tid) for kind, tid in db.execute("SELECT threat_type, threat_id FROM deleted_threats")},
+        }
+
+
+def sample_threats(malware: int = 6, phish: int = 3, seed: int = 3) -> list[Threat]:
+    """Realistic parsed threats of both kinds, from the simulator's generator."""
+    dataset = Dataset(seed=seed, malware=malware, phish=phish, days=5)
+    return [parse_threat(dataset.threat(kind, tid)) for kind, tid in sorted(dataset.live_ids())]

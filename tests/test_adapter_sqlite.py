@@ -1,0 +1,89 @@
+"""The embedded SQLite store: the adapter contract, plus the schema users query."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+from contract import AdapterContract
+from support import sample_threats
+
+from phishme_intel.adapters.sqlite import SqliteAdapter
+from phishme_intel.models import ThreatRef
+
+
+@pytest.fixture
+def database(tmp_path):
+    return tmp_path / "store.sqlite3"
+
+
+@pytest.fixture
+def make_adapter(database):
+    return lambda: SqliteAdapter({"path": str(database)})
+
+
+@pytest.fixture
+def held(database):
+    def rows():
+        with sqlite3.connect(database) as db:
+            return {ThreatRef(kind, tid) for kind, tid in db.execute("SELECT threat_type, threat_id FROM threats")}
+    return rows
+
+
+@pytest.fixture
+def broken_adapter(tmp_path):
+    return SqliteAdapter({"path": str(tmp_path / "no-such-folder" / "store.sqlite3")})
+
+
+class TestSqliteContract(AdapterContract):
+    pass
+
+
+def test_indicators_replace_on_redelivery_and_go_with_withdrawal(database):
+    threats = sample_threats(malware=2, phish=1)
+    adapter = SqliteAdapter({"path": str(database)})
+    adapter.open()
+    adapter.deliver(threats)
+    adapter.deliver(threats)
+    adapter.commit()
+    with sqlite3.connect(database) as db:
+        count = db.execute("SELECT count(*) FROM indicators").fetchone()[0]
+    assert count == sum(len(t.indicators) for t in threats) > 0
+    adapter.withdraw([threats[0].ref])
+    adapter.commit()
+    adapter.close()
+    with sqlite3.connect(database) as db:
+        left = db.execute("SELECT count(*) FROM indicators WHERE threat_id = ? AND threat_type = ?",
+                          (threats[0].id, threats[0].kind)).fetchone()[0]
+        tombstones = db.execute("SELECT threat_type, threat_id FROM deleted_threats").fetchall()
+    assert left == 0
+    assert tombstones == [(threats[0].kind, threats[0].id)]
+
+
+def test_uncommitted_deliveries_are_rolled_back_on_close(database, held):
+    adapter = SqliteAdapter({"path": str(database)})
+    adapter.open()
+    adapter.deliver(sample_threats())
+    adapter.close()
+    assert held() == set()
+
+
+def test_store_records_its_schema_version_and_uses_wal(database):
+    adapter = SqliteAdapter({"path": str(database)})
+    adapter.open()
+    adapter.close()
+    with sqlite3.connect(database) as db:
+        assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("1",)
+        assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
+def test_phish_indicators_include_urls_hosts_ip_and_kit_emails(database):
+    phish = [t for t in sample_threats(malware=0, phish=4)]
+    adapter = SqliteAdapter({"path": str(database)})
+    adapter.open()
+    adapter.deliver(phish)
+    adapter.commit()
+    adapter.close()
+    with sqlite3.connect(database) as db:
+        kinds = {kind for (kind,) in db.execute("SELECT DISTINCT kind FROM indicators")}
+    assert {"url", "domain", "ipv4"} <= kinds
