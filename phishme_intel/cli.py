@@ -9,12 +9,15 @@ the log file, and exits 1. Success prints nothing unless stdout is a terminal.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
 from . import job
 from .errors import Error, LockHeld
 from .version import __version__
+
+ROOT_REFUSED = 77
 
 
 def parser() -> argparse.ArgumentParser:
@@ -26,6 +29,7 @@ def parser() -> argparse.ArgumentParser:
     cli.add_argument("-conf", "--config", required=True, metavar="PATH", help="the config.ini to use")
     cli.add_argument("--check", action="store_true", help="validate the config and test the API connection; no sync")
     cli.add_argument("-v", "--verbose", action="store_true", help="also write the log to stderr")
+    cli.add_argument("--allow-root", action="store_true", help="run even as root (not recommended)")
     cli.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return cli
 
@@ -33,6 +37,13 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     args = parser().parse_args(argv)
+    if os.geteuid() == 0 and not args.allow_root:
+        print(
+            "phishme-intel: refusing to run as root; run it as an unprivileged user that owns "
+            "config.ini, or pass --allow-root",
+            file=sys.stderr,
+        )
+        return ROOT_REFUSED
     try:
         if args.check:
             config = job.check(args.config, verbose=args.verbose)

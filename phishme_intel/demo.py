@@ -93,7 +93,8 @@ def _write_config(work: Path, base_url: str) -> Path:
 
 def _sync(step: str, config: Path) -> int:
     started = time.monotonic()
-    result = subprocess.run([sys.executable, str(ROOT / "phishme_to_product.py"), "-conf", str(config)])
+    as_root = ["--allow-root"] if os.geteuid() == 0 else []
+    result = subprocess.run([sys.executable, str(ROOT / "phishme_to_product.py"), "-conf", str(config), *as_root])
     elapsed = time.monotonic() - started
     print(f"{step}: phishme_to_product.py exited {result.returncode} after {elapsed:.2f} s")
     if result.returncode:

@@ -48,10 +48,16 @@ def write_config(folder: Path, base_url: str, **sections: dict[str, str]) -> Pat
     return path
 
 
+def cli_command(config: Path, *args: str) -> list[str]:
+    """``python phishme_to_product.py -conf config *args`` (with ``--allow-root`` when the tests run as root)."""
+    root = ["--allow-root"] if os.geteuid() == 0 else []
+    return [sys.executable, str(ROOT / "phishme_to_product.py"), "-conf", str(config), *root, *args]
+
+
 def run_cli(config: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    """``python phishme_to_product.py -conf config *args`` as a real process."""
+    """The CLI as a real process, to completion."""
     return subprocess.run(
-        [sys.executable, str(ROOT / "phishme_to_product.py"), "-conf", str(config), *args],
+        cli_command(config, *args),
         capture_output=True, text=True, timeout=timeout, cwd=ROOT,
     )
 
