@@ -61,15 +61,17 @@ def _apply(section: Section, state: SyncState) -> None:
         ("backfill_until", state.backfill_until),
         ("backfill_done", state.backfill_done),
     ):
+        text = "" if value is None else str(value)
         if key in section:
-            section[key] = "" if value is None else str(value)
+            if (section[key].value or "").strip() != text:
+                section[key] = text
         elif value is not None:
             options = section.option_blocks()
             anchor = section[previous] if previous in section else (options[-1] if options else None)
             if anchor is None:
-                section[key] = str(value)
+                section[key] = text
             else:
-                anchor.add_after.option(key, str(value))
+                anchor.add_after.option(key, text)
         previous = key
 
 

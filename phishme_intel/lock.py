@@ -8,12 +8,15 @@ lock two different files of the same name.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from filelock import FileLock, Timeout
 
 from .errors import Error, LockHeld
+
+log = logging.getLogger(__name__)
 
 
 @contextmanager
@@ -29,7 +32,9 @@ def hold(lock_file: str | None) -> Iterator[None]:
     try:
         lock.acquire()
     except Timeout:
-        raise LockHeld(f"another run holds the lock {lock_file}; this run did nothing") from None
+        held = LockHeld(f"another run holds the lock {lock_file}; this run did nothing")
+        log.warning("%s", held)
+        raise held from None
     except OSError as exc:
         raise Error(f"cannot take the lock {lock_file}: {exc.strerror or exc}") from None
     try:

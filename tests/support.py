@@ -37,7 +37,8 @@ def write_config(folder: Path, base_url: str, **sections: dict[str, str]) -> Pat
         "base_url": base_url, "user": USER, "pass": PASSWORD, "init_date": days_ago(25),
         "retry_backoff": "0.01", "max_requests_per_second": "0", "timeout": "5", "max_retries": "3",
     }
-    for name, values in {"pm_api": defaults, **sections}.items():
+    sections = {**sections, "pm_api": {**defaults, **sections.get("pm_api", {})}}
+    for name, values in sections.items():
         if not updater.has_section(name):
             updater.add_section(name)
         for key, value in values.items():

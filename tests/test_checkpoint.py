@@ -1,0 +1,85 @@
+"""Writing the position back into config.ini: comments kept, atomic, permissions kept."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from phishme_intel.checkpoint import ConfigCheckpoint
+from phishme_intel.config import SyncState
+from phishme_intel.errors import CheckpointError
+
+CONFIG = """\
+# Top comment, kept.
+[pm_api]
+user = me
+; a semicolon comment
+position =
+
+# Between sections.
+[local_log]
+log_level = info
+"""
+
+
+@pytest.fixture
+def config(tmp_path):
+    path = tmp_path / "config.ini"
+    path.write_text(CONFIG)
+    os.chmod(path, 0o640)
+    return path
+
+
+def test_only_the_position_line_changes(config):
+    ConfigCheckpoint(str(config)).save(SyncState(position="0b3c0c7e-8a4c-4a47-9c66-0d5e62d3a2b1"))
+
+    assert config.read_text() == CONFIG.replace("position =\n", "position = 0b3c0c7e-8a4c-4a47-9c66-0d5e62d3a2b1\n")
+
+
+def test_backfill_keys_are_added_after_the_position_in_order_then_emptied(config):
+    checkpoint = ConfigCheckpoint(str(config))
+    checkpoint.save(SyncState(backfill_until=200, backfill_done=100))
+    assert "position =\nbackfill_until = 200\nbackfill_done = 100\n\n# Between" in config.read_text()
+
+    checkpoint.save(SyncState(position="0b3c0c7e-8a4c-4a47-9c66-0d5e62d3a2b1"))
+    text = config.read_text()
+    assert "position = 0b3c0c7e-8a4c-4a47-9c66-0d5e62d3a2b1\nbackfill_until = \nbackfill_done = \n" in text
+    assert text.startswith("# Top comment, kept.\n")
+
+
+def test_permissions_are_kept_and_no_temporary_file_is_left(config):
+    ConfigCheckpoint(str(config)).save(SyncState(position="0b3c0c7e-8a4c-4a47-9c66-0d5e62d3a2b1"))
+
+    assert os.stat(config).st_mode & 0o777 == 0o640
+    assert sorted(p.name for p in config.parent.iterdir()) == ["config.ini"]
+
+
+def test_a_symlinked_config_keeps_its_link(config, tmp_path):
+    link = tmp_path / "link.ini"
+    link.symlink_to(config)
+
+    ConfigCheckpoint(str(link)).save(SyncState(position="0b3c0c7e-8a4c-4a47-9c66-0d5e62d3a2b1"))
+
+    assert link.is_symlink()
+    assert "0b3c0c7e" in config.read_text()
+
+
+def test_unwritable_folder_is_a_checkpoint_error_and_the_file_is_untouched(config):
+    if os.geteuid() == 0:
+        pytest.skip("root writes anywhere")
+    os.chmod(config.parent, 0o500)
+    try:
+        with pytest.raises(CheckpointError, match="cannot store the sync position"):
+            ConfigCheckpoint(str(config)).save(SyncState(position="0b3c0c7e-8a4c-4a47-9c66-0d5e62d3a2b1"))
+    finally:
+        os.chmod(config.parent, 0o700)
+    assert config.read_text() == CONFIG
+
+
+def test_a_config_that_became_invalid_is_a_checkpoint_error(config):
+    config.write_text("[pm_api]\n[pm_api]\n")
+
+    with pytest.raises(CheckpointError, match="no longer valid INI"):
+        ConfigCheckpoint(str(config)).save(SyncState(position="0b3c0c7e-8a4c-4a47-9c66-0d5e62d3a2b1"))
+    assert config.read_text() == "[pm_api]\n[pm_api]\n"

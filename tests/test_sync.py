@@ -1,0 +1,176 @@
+"""The sync end to end, through the library call, against the simulator over loopback HTTP."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+from configupdater import ConfigUpdater
+from support import store, write_config
+
+import phishme_intel
+from phishme_intel.errors import ApiUnavailable
+
+
+def _state(config):
+    updater = ConfigUpdater()
+    updater.read(config)
+    api = updater["pm_api"]
+    return {key: api[key].value for key in ("position", "backfill_until", "backfill_done")}
+
+
+def test_first_run_backfills_every_live_threat_and_stores_a_position(config, dataset):
+    report = phishme_intel.run(str(config))
+
+    assert report.mode == "backfill"
+    held = store(config.parent / "phishme_intel.sqlite3")
+    assert held["threats"] == dataset.live_ids()
+    assert held["duplicate_indicators"] == 0
+    assert held["indicators"] > len(dataset.live_ids())
+    state = _state(config)
+    assert state["position"] and report.position == state["position"]
+    assert state["backfill_until"] == state["backfill_done"] == ""
+
+
+def test_second_run_follows_updates_with_changes_and_deletions(config, dataset, simulator):
+    phishme_intel.run(str(config))
+    republished = dataset.republish(25)
+    deleted = dataset.delete(10)
+    added = dataset.add(malware=5, phish=2)
+
+    simulator.reset_stats()
+    report = phishme_intel.run(str(config))
+
+    assert report.mode == "updates"
+    assert report.withdrawn == 10
+    assert report.delivered == len(set(republished) - set(deleted)) + len(added)
+    held = store(config.parent / "phishme_intel.sqlite3")
+    assert held["threats"] == dataset.live_ids()
+    assert held["deleted"] == set(deleted)
+    searches = [r for r in simulator.requests if r.path == "/threat/search"]
+    assert all("threatId" in r.params for r in searches)
+
+
+def test_run_with_nothing_new_changes_nothing(config):
+    phishme_intel.run(str(config))
+    before = config.read_bytes()
+    database = config.parent / "phishme_intel.sqlite3"
+    rows = store(database)
+
+    report = phishme_intel.run(str(config))
+
+    assert (report.delivered, report.withdrawn, report.commits) == (0, 0, 0)
+    assert config.read_bytes() == before
+    assert store(database) == rows
+
+
+def test_replaying_an_already_delivered_page_changes_nothing(config, dataset):
+    phishme_intel.run(str(config))
+    dataset.republish(30)
+    dataset.delete(5)
+    old_position = _state(config)["position"]
+    phishme_intel.run(str(config))
+    database = config.parent / "phishme_intel.sqlite3"
+    after_first = _dump(database)
+
+    _set_position(config, old_position)
+    report = phishme_intel.run(str(config))
+
+    assert report.delivered > 0 and report.withdrawn == 5
+    assert _dump(database) == after_first
+
+
+def test_backfill_interrupted_by_an_outage_resumes_from_its_checkpoint(tmp_path, simulator, dataset, monkeypatch):
+    monkeypatch.setattr("phishme_intel.sync.backfill.COMMIT_EVERY_THREATS", 1)
+    config = write_config(tmp_path, simulator.url, pm_api={"max_retries": "1", "concurrency": "1"})
+    _fail_after(simulator, 8)
+
+    with pytest.raises(ApiUnavailable):
+        phishme_intel.run(str(config))
+
+    state = _state(config)
+    assert state["position"] == "" and state["backfill_done"]
+    done = int(state["backfill_done"])
+    assert int(state["backfill_until"]) > done
+    simulator.faults.clear()
+    simulator.reset_stats()
+
+    phishme_intel.run(str(config))
+
+    begins = [int(r.params["beginTimestamp"][0]) for r in simulator.requests if "beginTimestamp" in r.params]
+    assert min(begins) == done
+    assert store(tmp_path / "phishme_intel.sqlite3")["threats"] == dataset.live_ids()
+    assert _state(config)["position"]
+
+
+def test_deletion_during_an_interrupted_backfill_is_not_lost(tmp_path, simulator, dataset, monkeypatch):
+    monkeypatch.setattr("phishme_intel.sync.backfill.COMMIT_EVERY_THREATS", 1)
+    config = write_config(tmp_path, simulator.url, pm_api={"max_retries": "0", "concurrency": "1"})
+    _fail_after(simulator, 12)
+    with pytest.raises(ApiUnavailable):
+        phishme_intel.run(str(config))
+    delivered = store(tmp_path / "phishme_intel.sqlite3")["threats"]
+    gone = sorted(delivered)[:3]
+    assert len(gone) == 3
+    dataset.delete_keys(gone)
+    simulator.faults.clear()
+
+    phishme_intel.run(str(config))
+
+    held = store(tmp_path / "phishme_intel.sqlite3")
+    assert held["threats"] == dataset.live_ids()
+    assert set(gone) <= held["deleted"]
+
+
+def test_config_is_byte_identical_after_a_run_except_the_position_line(config):
+    before = config.read_text().splitlines(keepends=True)
+
+    phishme_intel.run(str(config))
+
+    after = config.read_text().splitlines(keepends=True)
+    assert len(after) == len(before)
+    changed = [(old, new) for old, new in zip(before, after, strict=True) if old != new]
+    assert len(changed) == 1
+    old, new = changed[0]
+    assert old == "position =\n" and new.startswith("position = ")
+
+
+def test_only_the_configured_products_are_synced(tmp_path, simulator, dataset):
+    config = write_config(tmp_path, simulator.url, pm_product={"brand_intelligence": "False"})
+
+    phishme_intel.run(str(config))
+
+    held = store(tmp_path / "phishme_intel.sqlite3")["threats"]
+    assert held == {key for key in dataset.live_ids() if key[0] == "malware"}
+    searches = [r for r in simulator.requests if "beginTimestamp" in r.params]
+    assert {r.params["threatType"][0] for r in searches} == {"malware"}
+
+
+def test_backfill_pages_each_window_with_one_search_per_hundred_threats(config, simulator, dataset):
+    phishme_intel.run(str(config))
+
+    searches = [r for r in simulator.requests if "beginTimestamp" in r.params]
+    windows = {(r.params["beginTimestamp"][0], r.params["endTimestamp"][0]) for r in searches}
+    assert len(searches) <= len(windows) + len(dataset.live_ids()) // 100 + 1
+    assert simulator.connections <= 4 + 1
+
+
+def _dump(database):
+    with sqlite3.connect(database) as db:
+        return (
+            sorted(db.execute("SELECT threat_type, threat_id, label, last_published, json FROM threats")),
+            sorted(db.execute("SELECT * FROM indicators")),
+            sorted(db.execute("SELECT threat_type, threat_id FROM deleted_threats")),
+        )
+
+
+def _set_position(config, position):
+    updater = ConfigUpdater()
+    updater.read(config)
+    updater["pm_api"]["position"] = position
+    config.write_text(str(updater))
+
+
+def _fail_after(simulator, searches):
+    """Let ``searches`` window searches through, then make every later one fail."""
+    simulator.faults.add("outage", times=100_000, path="/threat/search", after=searches)
