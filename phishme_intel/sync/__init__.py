@@ -10,7 +10,7 @@ time, and idempotent adapters make that harmless.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from ..adapters.base import Adapter
 from ..client import ApiClient
@@ -28,15 +28,17 @@ def synchronize(
     checkpoint: Checkpoint,
     api: ApiSettings,
     state: SyncState,
+    on_progress: Callable[[Report], None] | None = None,
 ) -> Report:
     """One sync run: backfill if no position is stored, else follow the updates feed.
 
     Returns the run's :class:`Report`. Raises the ApiError family, AdapterError or
-    CheckpointError; whatever was stored before the failure stays valid.
+    CheckpointError; whatever was stored before the failure stays valid. ``on_progress``
+    is called with the report as the run goes, and once more when it ends, however it ends.
     """
     products = Products(adapters)
     pipeline = Pipeline(api.concurrency)
-    run = Run(client, products, checkpoint, api, pipeline, started=time.time())
+    run = Run(client, products, checkpoint, api, pipeline, started=time.time(), on_progress=on_progress)
     run.report.started = run.started
     try:
         products.open()
@@ -52,6 +54,7 @@ def synchronize(
         products.close()
         run.report.finished = time.time()
         run.report.requests = client.requests_made
+        run.progress()
     return run.report
 
 

@@ -55,6 +55,7 @@ def backfill(run: Run, state: SyncState) -> None:
     start = state.backfill_done or int(run.api.init_date.timestamp())
     if state.backfill_until is None:
         run.checkpoint.save(SyncState(backfill_until=until, backfill_done=start))
+    run.report.backfill_from, run.report.backfill_until = start, until
     log.info("backfill from %s to %s", _day(start), _day(until))
     threat_type = "all" if len(run.kinds) == 2 else run.kinds[0]
     since_commit, last_commit = 0, time.monotonic()
@@ -64,6 +65,7 @@ def backfill(run: Run, state: SyncState) -> None:
         since_commit += _deliver(run, page)
         if not last_page:
             continue
+        run.report.backfill_reached = window.end
         if _shifted(window_pages):
             since_commit += _refetch(run, window, threat_type)
         window_pages = []
@@ -99,6 +101,7 @@ def _deliver(run: Run, page: SearchPage) -> int:
     threats = run.parse(page.threats)
     run.products.deliver(threats)
     run.report.delivered += len(threats)
+    run.progress()
     return len(threats)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -25,7 +25,11 @@ class Checkpoint(Protocol):
 
 @dataclass
 class Report:
-    """What a run did. ``mode`` is ``backfill`` or ``updates``; times are epoch seconds."""
+    """What a run did. ``mode`` is ``backfill`` or ``updates``; times are epoch seconds.
+
+    A backfill also tells how far it has come: its span ``backfill_from`` to
+    ``backfill_until`` and ``backfill_reached``, the end of the last search window delivered.
+    """
 
     mode: str = ""
     started: float = 0.0
@@ -38,6 +42,9 @@ class Report:
     requests: int = 0
     position: str | None = None
     backfill_done: int | None = None
+    backfill_from: int | None = None
+    backfill_until: int | None = None
+    backfill_reached: int | None = None
 
 
 @dataclass
@@ -51,6 +58,7 @@ class Run:
     pipeline: Pipeline
     started: float
     report: Report = field(default_factory=Report)
+    on_progress: Callable[[Report], None] | None = None
 
     @property
     def kinds(self) -> tuple[str, ...]:
@@ -70,6 +78,11 @@ class Run:
             if threat.kind in self.kinds:
                 threats.append(threat)
         return threats
+
+    def progress(self) -> None:
+        """Show the report as it stands to the caller's ``on_progress`` hook, if it gave one."""
+        if self.on_progress is not None:
+            self.on_progress(self.report)
 
     def commit(self, state: SyncState) -> None:
         """Commit every adapter, then (and only then) store ``state``."""

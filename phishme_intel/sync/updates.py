@@ -44,6 +44,7 @@ def follow(run: Run, *, position: str | None = None, timestamp: int | None = Non
             stored = value
             log.info("updates: position %s stored (%d delivered, %d withdrawn so far)",
                      value, run.report.delivered, run.report.withdrawn)
+        run.progress()
 
 
 def _plan(run: Run, stream: Stream, position: str | None, timestamp: int | None) -> None:
