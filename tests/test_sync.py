@@ -6,10 +6,11 @@ import sqlite3
 
 import pytest
 from configupdater import ConfigUpdater
-from support import store, write_config
+from support import PASSWORD, USER, store, write_config
 
 import phishme_intel
 from phishme_intel.errors import ApiUnavailable
+from phishme_intel.simulator import Simulator
 
 
 def _state(config):
@@ -174,3 +175,15 @@ def _set_position(config, position):
 def _fail_after(simulator, searches):
     """Let ``searches`` window searches through, then make every later one fail."""
     simulator.faults.add("outage", times=100_000, path="/threat/search", after=searches)
+
+
+def test_many_small_changelog_pages_are_all_followed(tmp_path, dataset):
+    with Simulator(dataset, user=USER, password=PASSWORD, updates_page_size=3) as simulator:
+        config = write_config(tmp_path, simulator.url, pm_api={"concurrency": "2"})
+        phishme_intel.run(str(config))
+        republished = dataset.republish(60)
+
+        report = phishme_intel.run(str(config))
+
+    assert report.delivered == len(set(republished))
+    assert report.commits >= 20

@@ -46,6 +46,12 @@ class Stream:
             raise Cancelled
         return self._pool.submit(fetch, *args, **kwargs)
 
+    def start(self, fetch: Callable[..., Any], *args: Any, **kwargs: Any) -> Future[Any]:
+        """Start ``fetch`` for the plan itself to await (never emitted): it takes no buffer slot."""
+        if self.stopped.is_set():
+            raise Cancelled
+        return self._pool.submit(fetch, *args, **kwargs)
+
     def emit(self, tag: Any, future: Future[Any] | None = None) -> None:
         """Hand ``tag`` to the consumer, with ``future``'s result once it is ready (or None)."""
         self._items.put((tag, future))

@@ -51,7 +51,7 @@ def _plan(run: Run, stream: Stream, position: str | None, timestamp: int | None)
     """Producer: fetch changelog pages one after another and the changed threats of each."""
     page = run.client.updates(position=position, timestamp=timestamp)
     while True:
-        following = stream.submit(run.client.updates, position=page.next_position) if page.changelog else None
+        following = stream.start(run.client.updates, position=page.next_position) if page.changelog else None
         deleted, changed, invalid = reduce_changelog(page.changelog, run.kinds)
         if invalid:
             stream.emit(("invalid", invalid))
