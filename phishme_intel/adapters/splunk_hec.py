@@ -1,0 +1,216 @@
+"""``[integration_splunk_hec]``: events to a Splunk HTTP Event Collector (HEC).
+
+Each delivered threat becomes one event (``"action": "upsert"``, ``"event_type": "threat"``,
+the threat's summary and its JSON as received), timed at its last publication; with
+``indicator_events`` each indicator also becomes one event (``"event_type": "indicator"``).
+A withdrawal becomes one event ``"action": "delete"`` naming the threat: it stands for the
+threat and all its indicators. Splunk keeps every event, so a replayed delivery adds
+identical events again; a search reads the current state as the latest event per threat::
+
+    sourcetype="cofense:intelligence" event_type=threat
+    | dedup threat_type threat_id | where action="upsert"
+
+Events go to ``<url>/services/collector/event`` as batches of concatenated JSON objects
+(``batch_size`` events, at most ~1 MB a request) with the header ``Authorization: Splunk
+<token>`` and a request channel (needed when the token has indexer acknowledgement on).
+A batch is sent when it is full and at :meth:`commit`, which returns only when the
+collector accepted every event. 429, 502, 503, 504 and connection failures are retried
+with exponential backoff and jitter, honouring ``Retry-After``; other answers fail at once.
+TLS certificates are verified unless ``ssl_verify = False``. The token is never logged or
+put in an error message.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import requests
+
+from ..errors import AdapterError
+from ..models import Threat, ThreatRef
+from ..options import REQUIRED, Option, boolean, integer, number, path, secret, text, url
+from .base import Adapter
+
+ENDPOINT = "/services/collector/event"
+MAX_BODY = 1_000_000
+MAX_DELAY = 60.0
+RETRIED_STATUSES = (429, 502, 503, 504)
+
+
+class SplunkHecAdapter(Adapter):
+    """Sends events to a Splunk HTTP Event Collector; withdrawal sends an ``action=delete`` event."""
+
+    name = "splunk_hec"
+    options = (
+        Option("url", url("https", "http"), REQUIRED),
+        Option("token", secret, REQUIRED),
+        Option("index", text, None),
+        Option("sourcetype", text, "cofense:intelligence"),
+        Option("source", text, "phishme-intel"),
+        Option("indicator_events", boolean, False),
+        Option("batch_size", integer(1, 10_000), 100),
+        Option("ssl_verify", boolean, True),
+        Option("ca_bundle", path, None),
+        Option("timeout", number(1, 600), 30.0),
+        Option("max_retries", integer(0, 20), 5),
+        Option("retry_backoff", number(0, 60), 1.0),
+    )
+
+    @classmethod
+    def check(cls, settings: Mapping[str, Any]) -> list[str]:
+        bundle = settings["ca_bundle"]
+        if bundle and not os.path.isfile(bundle):
+            return [f"ca_bundle: {bundle} is not a readable file"]
+        return []
+
+    def __init__(self, settings: Mapping[str, Any]) -> None:
+        super().__init__(settings)
+        base: str = settings["url"]
+        self.endpoint = base if base.endswith(ENDPOINT) else base + ENDPOINT
+        self._token: str = settings["token"]
+        self._metadata = {
+            key: settings[key] for key in ("index", "sourcetype", "source") if settings[key] is not None
+        }
+        # passed with each request: a Session's own verify loses to REQUESTS_CA_BUNDLE in the environment
+        self._verify: bool | str = settings["ca_bundle"] or settings["ssl_verify"]
+        self._session: requests.Session | None = None
+        self._batch: list[bytes] = []
+        self._batch_bytes = 0
+
+    def open(self) -> None:
+        session = requests.Session()
+        session.headers.update({
+            "Authorization": f"Splunk {self._token}",
+            "X-Splunk-Request-Channel": str(uuid.uuid4()),
+            "Content-Type": "application/json",
+        })
+        self._session = session
+        if self._verify is False and self.endpoint.startswith("https:"):
+            self.log.warning("TLS certificates of %s are not verified (ssl_verify = False)", self.endpoint)
+
+    def deliver(self, threats: Sequence[Threat]) -> None:
+        for threat in threats:
+            when = threat.last_published / 1000
+            ref = {"threat_type": threat.kind, "threat_id": threat.id}
+            self._add(when, {
+                "action": "upsert", "event_type": "threat", **ref, "label": threat.label,
+                "first_published": threat.first_published, "last_published": threat.last_published,
+                "indicator_count": len(threat.indicators), "threat": threat.raw,
+            })
+            if self.settings["indicator_events"]:
+                for indicator in threat.indicators:
+                    self._add(when, {
+                        "action": "upsert", "event_type": "indicator", **ref, "indicator_type": indicator.kind,
+                        "value": indicator.value, "impact": indicator.impact, "role": indicator.role,
+                        "malware_family": indicator.malware_family,
+                    })
+
+    def withdraw(self, refs: Sequence[ThreatRef]) -> None:
+        now = time.time()
+        for ref in refs:
+            self._add(now, {"action": "delete", "event_type": "threat", "threat_type": ref.kind, "threat_id": ref.id})
+
+    def commit(self) -> None:
+        self._flush()
+
+    def close(self) -> None:
+        self._batch.clear()
+        self._batch_bytes = 0
+        if self._session is not None:
+            self._session.close()
+            self._session = None
+
+    def _add(self, when: float, event: dict[str, Any]) -> None:
+        data = json.dumps(
+            {"time": round(when, 3), **self._metadata, "event": event}, separators=(",", ":"), ensure_ascii=False
+        ).encode("utf-8")
+        if self._batch and self._batch_bytes + len(data) > MAX_BODY:
+            self._flush()
+        self._batch.append(data)
+        self._batch_bytes += len(data) + 1
+        if len(self._batch) >= self.settings["batch_size"]:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self._batch:
+            return
+        body = b"\n".join(self._batch)
+        self._post(body, len(self._batch))
+        self._batch.clear()
+        self._batch_bytes = 0
+
+    def _post(self, body: bytes, count: int) -> None:
+        if self._session is None:
+            raise AdapterError(self.name, "used before open()")
+        retries: int = self.settings["max_retries"]
+        for attempt in range(retries + 1):
+            delay: float | None = None
+            try:
+                response = self._session.post(self.endpoint, data=body, timeout=self.settings["timeout"],
+                                              verify=self._verify)
+            except requests.exceptions.SSLError as exc:
+                raise AdapterError(self.name, f"TLS failure with {self.endpoint}: {_reason(exc)}") from None
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                problem = f"cannot reach {self.endpoint}: {_reason(exc)}"
+            else:
+                if response.ok:
+                    self.log.debug("sent %d events (%d bytes) to %s", count, len(body), self.endpoint)
+                    return
+                problem = f"{self.endpoint} answered {self._answer(response)}"
+                if response.status_code not in RETRIED_STATUSES:
+                    raise AdapterError(self.name, problem + _hint(response.status_code))
+                delay = _retry_after(response)
+            if attempt == retries:
+                raise AdapterError(self.name, f"{problem} ({attempt + 1} attempts)")
+            if delay is None:
+                delay = self._backoff(attempt)
+            self.log.warning("%s; retrying in %.1f s", problem, delay)
+            time.sleep(delay)
+
+    def _backoff(self, attempt: int) -> float:
+        """Exponential backoff with jitter: half fixed, half random, at most MAX_DELAY."""
+        delay = min(MAX_DELAY, self.settings["retry_backoff"] * 2**attempt)
+        return delay / 2 + random.uniform(0, delay / 2)
+
+    def _answer(self, response: requests.Response) -> str:
+        """``HTTP 403 (Invalid token, code 4)``: the status and the collector's own words, token masked."""
+        try:
+            reply = response.json()
+            words = f"{reply['text']}, code {reply['code']}"
+        except (ValueError, KeyError, TypeError):
+            words = " ".join(response.text.split())[:200] or response.reason
+        return f"HTTP {response.status_code} ({words.replace(self._token, '***')})"
+
+
+def _hint(status: int) -> str:
+    if status in (401, 403):
+        return ": check [integration_splunk_hec] token"
+    if status == 404:
+        return ": check [integration_splunk_hec] url (is HEC enabled on that port?)"
+    return ""
+
+
+def _retry_after(response: requests.Response) -> float | None:
+    try:
+        return min(MAX_DELAY, max(0.0, float(response.headers.get("Retry-After", ""))))
+    except ValueError:
+        return None
+
+
+def _reason(exc: Exception) -> str:
+    """The useful end of a requests error (``[Errno 111] Connection refused``), not its whole chain."""
+    message = str(exc)
+    for pattern in (r"certificate verify failed: [^'\")(]+", r"\[SSL[^\]]*\][^'\")(]*", r"\[Errno -?\d+\] [^'\")(]+"):
+        found = re.search(pattern, message)
+        if found:
+            return found.group(0).strip().rstrip(".")
+    if isinstance(exc, requests.Timeout):
+        return "timed out"
+    return type(exc).__name__

@@ -1,0 +1,355 @@
+"""Splunk HEC: the adapter contract and the collector's request format, against a real local
+HTTP(S) listener that checks every request as a collector would."""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import ssl
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+import trustme
+from contract import AdapterContract
+from support import run_cli, sample_threats, write_config
+
+from phishme_intel import config as config_module
+from phishme_intel.adapters.splunk_hec import SplunkHecAdapter
+from phishme_intel.errors import AdapterError, ConfigError
+from phishme_intel.models import ThreatRef, parse_threat
+
+TOKEN = "5f2c8e1a-hec-s3cr3t-token"
+
+
+class Collector(ThreadingHTTPServer):
+    """A stand-in for Splunk's HEC: checks path, token and body, keeps every accepted event.
+
+    ``faults`` is a list of HTTP statuses to answer (with ``Retry-After: 0``) before accepting.
+    """
+
+    daemon_threads = True
+
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
+        super().__init__(("127.0.0.1", 0), CollectorHandler)
+        if tls is not None:
+            self.socket = tls.wrap_socket(self.socket, server_side=True)
+        self.requests: list[dict] = []
+        self.events: list[dict] = []
+        self.faults: list[int] = []
+        self.lock = threading.Lock()
+
+    @property
+    def url(self) -> str:
+        scheme = "https" if isinstance(self.socket, ssl.SSLSocket) else "http"
+        return f"{scheme}://localhost:{self.server_address[1]}"
+
+    def held(self) -> set[ThreatRef]:
+        """What a search sees: threats whose latest threat event is an upsert."""
+        latest: dict[ThreatRef, str] = {}
+        for event in (e["event"] for e in self.events if e["event"]["event_type"] == "threat"):
+            latest[ThreatRef(event["threat_type"], event["threat_id"])] = event["action"]
+        return {ref for ref, action in latest.items() if action == "upsert"}
+
+
+class CollectorHandler(BaseHTTPRequestHandler):
+    server: Collector
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format, *args):
+        pass
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        with self.server.lock:
+            self.server.requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
+            fault = self.server.faults.pop(0) if self.server.faults else None
+        if self.path != "/services/collector/event":
+            return self.answer(404, "The requested URL was not found on this server.", 404)
+        if self.headers.get("Authorization") != f"Splunk {TOKEN}":
+            return self.answer(403, "Invalid token", 4)
+        if not self.headers.get("X-Splunk-Request-Channel"):
+            return self.answer(400, "Data channel is missing", 10)
+        if fault is not None:
+            return self.answer(fault, "Server is busy", 9, {"Retry-After": "0"})
+        try:
+            events = parse_events(body.decode("utf-8"))
+        except ValueError as exc:
+            return self.answer(400, f"Invalid data format: {exc}", 6)
+        with self.server.lock:
+            self.server.events.extend(events)
+        self.answer(200, "Success", 0)
+
+    def answer(self, status, text, code, headers=None):
+        data = json.dumps({"text": text, "code": code}).encode()
+        self.send_response(status)
+        for name, value in {**(headers or {}), "Content-Type": "application/json"}.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+def parse_events(body: str) -> list[dict]:
+    """Concatenated JSON event objects, as HEC's /event endpoint takes them; ValueError if malformed."""
+    decoder, events, at = json.JSONDecoder(), [], 0
+    while at < len(body.rstrip()):
+        while body[at].isspace():
+            at += 1
+        event, at = decoder.raw_decode(body, at)
+        if not isinstance(event, dict) or "event" not in event or not isinstance(event.get("time"), (int, float)):
+            raise ValueError(f"event {len(events)} lacks event or time")
+        events.append(event)
+    return events
+
+
+@pytest.fixture
+def collector() -> Iterator[Collector]:
+    with serving(Collector()) as server:
+        yield server
+
+
+@pytest.fixture
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture
+def tls_collector(ca) -> Iterator[Collector]:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("localhost").configure_cert(context)
+    with serving(Collector(context)) as server:
+        yield server
+
+
+class serving:
+    def __init__(self, server: Collector) -> None:
+        self.server = server
+        self.thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+
+    def __enter__(self) -> Collector:
+        self.thread.start()
+        return self.server
+
+    def __exit__(self, *exc) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join()
+
+
+def hec(url: str, **settings) -> SplunkHecAdapter:
+    defaults = {
+        "url": url, "token": TOKEN, "index": None, "sourcetype": "cofense:intelligence", "source": "phishme-intel",
+        "indicator_events": False, "batch_size": 100, "ssl_verify": True, "ca_bundle": None, "timeout": 5.0,
+        "max_retries": 3, "retry_backoff": 0.01,
+    }
+    return SplunkHecAdapter({**defaults, **settings})
+
+
+def send(adapter: SplunkHecAdapter, threats, withdrawn=()) -> None:
+    adapter.open()
+    try:
+        adapter.deliver(threats)
+        adapter.withdraw(list(withdrawn))
+        adapter.commit()
+    finally:
+        adapter.close()
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def make_adapter(collector):
+    return lambda: hec(collector.url, indicator_events=True)
+
+
+@pytest.fixture
+def held(collector):
+    return collector.held
+
+
+@pytest.fixture
+def broken_adapter():
+    return hec(f"http://127.0.0.1:{closed_port()}", max_retries=0)
+
+
+class TestSplunkHecContract(AdapterContract):
+    pass
+
+
+RAW = {
+    "id": 77, "threatType": "MALWARE", "label": "Invoice - Emotet",
+    "firstPublished": 1700000000123, "lastPublished": 1700000600456,
+    "blockSet": [{"blockType": "IPv4 Address", "impact": "Major", "role": "C2", "data_1": "192.0.2.10",
+                  "malwareFamily": {"familyName": "Emotet"}}],
+}
+
+
+def test_events_carry_time_metadata_and_the_threat_in_the_hec_format(collector):
+    send(hec(collector.url, index="threat_intel", indicator_events=True), [parse_threat(RAW)],
+         withdrawn=[ThreatRef("phish", 5)])
+
+    [request] = collector.requests
+    assert request["path"] == "/services/collector/event"
+    assert request["headers"]["Authorization"] == f"Splunk {TOKEN}"
+    threat, indicator, deletion = collector.events
+    metadata = {"index": "threat_intel", "sourcetype": "cofense:intelligence", "source": "phishme-intel"}
+    assert threat == {"time": 1700000600.456, **metadata, "event": {
+        "action": "upsert", "event_type": "threat", "threat_type": "malware", "threat_id": 77,
+        "label": "Invoice - Emotet", "first_published": 1700000000123, "last_published": 1700000600456,
+        "indicator_count": 1, "threat": RAW,
+    }}
+    assert indicator == {"time": 1700000600.456, **metadata, "event": {
+        "action": "upsert", "event_type": "indicator", "threat_type": "malware", "threat_id": 77,
+        "indicator_type": "ipv4", "value": "192.0.2.10", "impact": "Major", "role": "C2", "malware_family": "Emotet",
+    }}
+    assert deletion["event"] == {"action": "delete", "event_type": "threat", "threat_type": "phish", "threat_id": 5}
+
+
+def test_without_indicator_events_each_threat_is_one_event_and_index_is_left_to_the_token(collector):
+    threats = sample_threats()
+    send(hec(collector.url), threats)
+    assert [e["event"]["threat_id"] for e in collector.events] == [t.id for t in threats]
+    assert all("index" not in event for event in collector.events)
+
+
+def test_a_full_url_to_the_endpoint_is_used_as_it_is(collector):
+    send(hec(collector.url + "/services/collector/event"), sample_threats()[:1])
+    assert [r["path"] for r in collector.requests] == ["/services/collector/event"]
+
+
+def test_events_go_in_batches_of_batch_size_and_the_rest_at_commit(collector):
+    adapter = hec(collector.url, batch_size=4)
+    adapter.open()
+    adapter.deliver(sample_threats(malware=6, phish=3))
+    assert [len(parse_events(r["body"].decode())) for r in collector.requests] == [4, 4]
+    adapter.commit()
+    adapter.close()
+    assert [len(parse_events(r["body"].decode())) for r in collector.requests] == [4, 4, 1]
+
+
+def test_events_not_committed_are_never_sent(collector):
+    adapter = hec(collector.url)
+    adapter.open()
+    adapter.deliver(sample_threats())
+    adapter.close()
+    assert collector.requests == []
+
+
+def test_503_and_429_are_retried_with_the_same_batch(collector):
+    collector.faults = [503, 429]
+    threats = sample_threats()
+    send(hec(collector.url), threats)
+    assert len(collector.requests) == 3
+    assert len({r["body"] for r in collector.requests}) == 1
+    assert collector.held() == {t.ref for t in threats}
+
+
+def test_a_collector_that_stays_busy_fails_the_commit_naming_adapter_and_url(collector):
+    collector.faults = [503] * 10
+    with pytest.raises(AdapterError) as failure:
+        send(hec(collector.url, max_retries=2), sample_threats())
+    assert len(collector.requests) == 3
+    message = str(failure.value)
+    assert message.startswith("adapter splunk_hec: ")
+    assert f"{collector.url}/services/collector/event answered HTTP 503 (Server is busy, code 9)" in message
+    assert "3 attempts" in message
+
+
+def test_a_refused_token_fails_at_once_without_showing_the_token(tmp_path, collector, caplog):
+    caplog.set_level(logging.DEBUG)
+    adapter = hec(collector.url, token="wrong-" + TOKEN)
+    with pytest.raises(AdapterError) as failure:
+        send(adapter, sample_threats())
+    assert len(collector.requests) == 1
+    assert "HTTP 403 (Invalid token, code 4): check [integration_splunk_hec] token" in str(failure.value)
+    assert TOKEN not in str(failure.value)
+    assert TOKEN not in caplog.text
+
+
+def test_a_refused_connection_names_the_destination(broken_adapter):
+    with pytest.raises(AdapterError, match=r"cannot reach http://127\.0\.0\.1:\d+/services/collector/event: "
+                                           r"\[Errno 111\] Connection refused \(1 attempts\)"):
+        send(broken_adapter, sample_threats())
+
+
+def test_tls_is_verified_by_default_so_an_unknown_ca_is_refused(tls_collector):
+    refused = r"TLS failure with https://localhost:\d+/services/collector/event: certificate verify failed"
+    with pytest.raises(AdapterError, match=refused):
+        send(hec(tls_collector.url), sample_threats())
+    assert tls_collector.events == []
+
+
+def test_tls_succeeds_with_the_collectors_ca_bundle(tmp_path, ca, tls_collector):
+    bundle = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(bundle))
+    threats = sample_threats()
+    send(hec(tls_collector.url, ca_bundle=str(bundle)), threats)
+    assert tls_collector.held() == {t.ref for t in threats}
+
+
+@pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
+def test_tls_verification_can_be_turned_off(tls_collector):
+    threats = sample_threats()
+    send(hec(tls_collector.url, ssl_verify=False), threats)
+    assert tls_collector.held() == {t.ref for t in threats}
+
+
+def test_bad_settings_are_config_errors_naming_section_and_key(tmp_path):
+    config = write_config(tmp_path, "http://127.0.0.1:9/apiv1", integration_splunk_hec={
+        "use": "True", "url": "splunk:8088", "batch_size": "0", "ca_bundle": "missing.pem",
+    })
+    with pytest.raises(ConfigError) as failure:
+        config_module.load(str(config))
+    problems = [p for p in failure.value.problems if p.startswith("[integration_splunk_hec]")]
+    assert problems == [
+        "[integration_splunk_hec] url: must be a https or http URL with a host, not 'splunk:8088'",
+        "[integration_splunk_hec] token: is required",
+        "[integration_splunk_hec] batch_size: must be a whole number from 1 to 10000, not 0",
+    ]
+
+
+def test_a_missing_ca_bundle_is_a_config_error(tmp_path):
+    config = write_config(tmp_path, "http://127.0.0.1:9/apiv1", integration_splunk_hec={
+        "use": "True", "url": "https://splunk.example:8088", "token": TOKEN, "ca_bundle": "missing.pem",
+    })
+    with pytest.raises(ConfigError) as failure:
+        config_module.load(str(config))
+    assert failure.value.problems == [f"[integration_splunk_hec] ca_bundle: {tmp_path / 'missing.pem'} is not a "
+                                      "readable file"]
+
+
+def test_a_sync_sends_every_threat_then_deletions_and_never_logs_the_token(tmp_path, simulator, dataset, collector):
+    config = write_config(tmp_path, simulator.url, local_log={"log_level": "debug"}, integration_splunk_hec={
+        "use": "True", "url": collector.url, "token": TOKEN, "indicator_events": "True", "batch_size": "50",
+    })
+    first = run_cli(config)
+    assert first.returncode == 0, first.stderr
+    live = {ThreatRef(kind, tid) for kind, tid in dataset.live_ids()}
+    assert collector.held() == live
+
+    deleted = {ThreatRef(kind, tid) for kind, tid in dataset.delete(3)}
+    second = run_cli(config)
+    assert second.returncode == 0, second.stderr
+    assert collector.held() == live - deleted
+    log = Path(tmp_path / "phishme_intel.log").read_text()
+    assert "splunk_hec" in log
+    assert TOKEN not in log
+
+
+def test_a_failing_collector_fails_the_run_and_keeps_the_position(tmp_path, simulator):
+    config = write_config(tmp_path, simulator.url, integration_splunk_hec={
+        "use": "True", "url": f"http://127.0.0.1:{closed_port()}", "token": TOKEN, "max_retries": "0",
+    })
+    result = run_cli(config)
+    assert result.returncode == 74
+    assert "adapter splunk_hec: cannot reach http://127.0.0.1:" in result.stderr
+    assert TOKEN not in result.stderr
+    assert config_module.read(str(config))["pm_api"]["position"] == ""
