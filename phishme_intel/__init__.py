@@ -5,6 +5,9 @@ The library API is small::
     import phishme_intel
     report = phishme_intel.run("/etc/phishme-intel/config.ini")
     print(report.delivered, report.withdrawn)
+    health = phishme_intel.status("/etc/phishme-intel/config.ini")   # from the status file
+    preview = phishme_intel.dry_run("/etc/phishme-intel/config.ini")  # writes nothing
+    phishme_intel.reset("/etc/phishme-intel/config.ini")              # the next run backfills
 
 Every error it raises on purpose is a :class:`phishme_intel.Error`, with an ``exit_code``.
 """
@@ -21,7 +24,9 @@ from .errors import (
     LockHeld,
     UnknownPosition,
 )
-from .job import check, run
+from .health import Health
+from .job import check, reset, run, status
+from .preview import DryRun, dry_run
 from .sync import Report
 from .version import __version__
 
@@ -33,11 +38,16 @@ __all__ = [
     "AuthError",
     "CheckpointError",
     "ConfigError",
+    "DryRun",
     "Error",
+    "Health",
     "LockHeld",
     "Report",
     "UnknownPosition",
     "__version__",
     "check",
+    "dry_run",
+    "reset",
     "run",
+    "status",
 ]

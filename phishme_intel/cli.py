@@ -1,23 +1,28 @@
-"""``phishme-intel -conf config.ini``: a thin layer over :mod:`phishme_intel.job`.
+"""``phishme-intel -conf config.ini``: a thin layer over the library.
 
-Each flag calls one library function. This is the one place where errors become words
-and exit codes: an :class:`~phishme_intel.errors.Error` prints its message (no traceback)
-to stderr and exits with its code; anything else prints one line, leaves the traceback in
-the log file, and exits 1. Success prints nothing unless stdout is a terminal.
+Each flag calls one library function (:mod:`phishme_intel.job`, :mod:`phishme_intel.preview`)
+and prints what it returns. This is the one place where errors become words and exit codes:
+an :class:`~phishme_intel.errors.Error` prints its message (no traceback) to stderr and exits
+with its code; anything else prints one line, leaves the traceback in the log file, and
+exits 1. A run prints nothing unless it has a terminal: under cron stdout stays empty.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import os
 import sys
 from collections.abc import Sequence
 
-from . import job
+from . import health, job, preview, reset_plan
 from .errors import Error, LockHeld
+from .options import instant
+from .progress import ProgressLine
 from .version import __version__
 
 ROOT_REFUSED = 77
+USAGE = 2
 
 
 def parser() -> argparse.ArgumentParser:
@@ -27,7 +32,17 @@ def parser() -> argparse.ArgumentParser:
         description="Sync Cofense (PhishMe) Intelligence threats into your security products.",
     )
     cli.add_argument("-conf", "--config", required=True, metavar="PATH", help="the config.ini to use")
-    cli.add_argument("--check", action="store_true", help="validate the config and test the API connection; no sync")
+    action = cli.add_mutually_exclusive_group()
+    action.add_argument("--check", action="store_true", help="validate the config and test the API connection; no sync")
+    action.add_argument("--status", action="store_true",
+                        help="show how the last runs went; exit 0 healthy, 1 failing, 2 stale, 3 unknown")
+    action.add_argument("--dry-run", action="store_true",
+                        help="fetch and transform as a run would, report what it would deliver, write nothing")
+    action.add_argument("--reset", action="store_true",
+                        help="clear the stored position so the next run backfills again (asks first)")
+    cli.add_argument("--since", type=_date, metavar="DATE",
+                     help="with --reset: the next backfill starts at DATE instead of init_date")
+    cli.add_argument("-y", "--yes", action="store_true", help="with --reset: do not ask for confirmation")
     cli.add_argument("-v", "--verbose", action="store_true", help="also write the log to stderr")
     cli.add_argument("--allow-root", action="store_true", help="run even as root (not recommended)")
     cli.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -36,7 +51,10 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
-    args = parser().parse_args(argv)
+    cli = parser()
+    args = cli.parse_args(argv)
+    if args.since is not None and not args.reset:
+        cli.error("--since goes with --reset")
     if os.geteuid() == 0 and not args.allow_root:
         print(
             "phishme-intel: refusing to run as root; run it as an unprivileged user that owns "
@@ -46,13 +64,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return ROOT_REFUSED
     try:
         if args.check:
-            config = job.check(args.config, verbose=args.verbose)
-            for warning in config.warnings:
-                print(f"warning: {warning}", file=sys.stderr)
-            print(f"OK: {args.config} is valid and {config.api.base_url} accepts user {config.api.user}")
-            print(f"adapters: {', '.join(config.adapters) or 'none'}")
-            return 0
-        report = job.run(args.config, verbose=args.verbose)
+            return _check(args)
+        if args.status:
+            return _status(args)
+        if args.dry_run:
+            return _dry_run(args)
+        if args.reset:
+            return _reset(args)
+        return _run(args)
     except LockHeld as exc:
         if args.verbose or sys.stderr.isatty():
             print(f"phishme-intel: {exc}", file=sys.stderr)
@@ -63,9 +82,65 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # the one place an unexpected error becomes an exit code
         print(f"phishme-intel: unexpected {type(exc).__name__}; the traceback is in the log file", file=sys.stderr)
         return 1
+
+
+def _run(args: argparse.Namespace) -> int:
+    progress = ProgressLine(sys.stderr) if sys.stderr.isatty() and not args.verbose else None
+    try:
+        report = job.run(args.config, verbose=args.verbose, on_progress=progress, jitter=not sys.stdin.isatty())
+    finally:
+        if progress is not None:
+            progress.close()
     if sys.stdout.isatty():
         print(
             f"{report.mode}: {report.delivered} delivered, {report.withdrawn} withdrawn, "
             f"{report.skipped_expired + report.skipped_invalid} skipped in {report.finished - report.started:.1f} s"
         )
     return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    config = job.check(args.config, verbose=args.verbose)
+    for warning in config.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    print(f"OK: {args.config} is valid and {config.api.base_url} accepts user {config.api.user}")
+    print(f"adapters: {', '.join(config.adapters) or 'none'}")
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    verdict = job.status(args.config)
+    print(health.describe(verdict))
+    return verdict.exit_code
+
+
+def _dry_run(args: argparse.Namespace) -> int:
+    progress = ProgressLine(sys.stderr) if sys.stderr.isatty() and not args.verbose else None
+    try:
+        result = preview.dry_run(args.config, verbose=args.verbose, on_progress=progress)
+    finally:
+        if progress is not None:
+            progress.close()
+    print(preview.describe(result))
+    return 0
+
+
+def _reset(args: argparse.Namespace) -> int:
+    if not args.yes:
+        print(reset_plan.plan(args.config, args.since).describe())
+        if not sys.stdin.isatty():
+            print("phishme-intel: --reset needs a terminal to ask for confirmation, or --yes", file=sys.stderr)
+            return USAGE
+        if input("Reset? [y/N] ").strip().lower() not in ("y", "yes"):
+            print("nothing changed")
+            return 0
+    done = job.reset(args.config, args.since, verbose=args.verbose)
+    print(f"reset: the next run backfills every threat since {done.backfill_from:%Y-%m-%d %H:%M:%S %Z}")
+    return 0
+
+
+def _date(raw: str) -> dt.datetime:
+    try:
+        return instant(raw)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None

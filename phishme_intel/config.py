@@ -1,11 +1,13 @@
 """Reading and validating config.ini.
 
 The file keeps the vendor library's sections (``[pm_api]``, ``[pm_product]``,
-``[local_log]``, ``[local_file_lock]``, ``[local_proxy]``, ``[integration_<name>]``) so an
-existing config.ini works as it is. :func:`load` checks all of it at once and raises one
-:class:`~phishme_intel.errors.ConfigError` listing every problem, each naming its section
-and key; it never writes to the file. Relative paths are resolved against the folder that
-holds config.ini, so cron's working directory does not matter.
+``[pm_jitter]``, ``[local_log]``, ``[local_file_lock]``, ``[local_proxy]``,
+``[integration_<name>]``) so an existing config.ini works as it is (:mod:`.legacy` names the
+4.x sections it no longer uses); ``[local_status]`` is phishme-intel's own. :func:`load`
+checks all of it at once and raises one :class:`~phishme_intel.errors.ConfigError` listing
+every problem, each naming its section and key; it never writes to the file. Relative
+paths are resolved against the folder that holds config.ini, so cron's working directory
+does not matter.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import stat
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import adapters
+from . import adapters, legacy
 from .errors import ConfigError
 from .options import (
     REQUIRED,
@@ -61,7 +63,7 @@ PRODUCT_OPTIONS = (
     Option("brand_intelligence", boolean, True),
 )
 LOG_OPTIONS = (
-    Option("log_level", choice("debug", "info", "warning", "error"), "info"),
+    Option("log_level", choice("debug", "info", "warning", "error", "critical"), "info"),
     Option("log_file", path, "phishme_intel.log"),
 )
 LOCK_OPTIONS = (
@@ -76,6 +78,17 @@ PROXY_OPTIONS = (
     Option("auth_basic_user", text, None),
     Option("auth_basic_pass", secret, None),
 )
+STATUS_OPTIONS = (
+    Option("status_file", path, None),
+    Option("stale_after", integer(1, 7 * 24 * 60), 60),
+    Option("metrics_file", path, None),
+)
+JITTER_OPTIONS = (
+    Option("use", boolean, False),
+    Option("execution_frequency", integer(1, 24 * 60), 15),
+    Option("scheduler_offset", number(-1e6, 1e6), None),
+)
+STATUS_FILE = "phishme_intel.status.json"
 USE = Option("use", boolean, False)
 DEFAULT_ADAPTERS = ("sqlite",)
 _SECTIONS = {
@@ -84,6 +97,8 @@ _SECTIONS = {
     "local_log": LOG_OPTIONS,
     "local_file_lock": LOCK_OPTIONS,
     "local_proxy": PROXY_OPTIONS,
+    "local_status": STATUS_OPTIONS,
+    "pm_jitter": JITTER_OPTIONS,
 }
 _INTEGRATION = "integration_"
 
@@ -120,6 +135,28 @@ class ProxySettings:
 
 
 @dataclass(frozen=True)
+class StatusSettings:
+    """``[local_status]``: where each run reports how it ended, and when silence means trouble."""
+
+    status_file: str
+    stale_after: int
+    metrics_file: str | None = None
+
+
+@dataclass(frozen=True)
+class JitterSettings:
+    """``[pm_jitter]``: a fixed random delay (minutes) before scheduled updates runs.
+
+    ``scheduler_offset`` is None until one is chosen; a stored value outside
+    ``[0, execution_frequency)`` (the vendor library could store -1) is chosen again.
+    """
+
+    use: bool = False
+    execution_frequency: int = 15
+    scheduler_offset: float | None = None
+
+
+@dataclass(frozen=True)
 class SyncState:
     """What the sync stored last time: the updates position, or a backfill in progress.
 
@@ -145,6 +182,8 @@ class Config:
     lock_file: str | None
     state: SyncState
     adapters: dict[str, tuple[type[adapters.Adapter], dict[str, Any]]]
+    status: StatusSettings
+    jitter: JitterSettings
     warnings: list[str]
 
     @property
@@ -195,10 +234,13 @@ def load(config_path: str) -> Config:
         for name, options in _SECTIONS.items()
     }
     for section in parser.sections():
-        if section not in _SECTIONS and not section.startswith(_INTEGRATION):
+        if legacy.replaced(section):
+            warnings.extend(legacy.warnings(section, parser[section]))
+        elif section not in _SECTIONS and not section.startswith(_INTEGRATION):
             warnings.append(f"[{section}]: unknown section, ignored")
-    api, product, log, lock, proxy = (values[name] for name in _SECTIONS)
+    api, product, log, lock, proxy, status, jitter = (values[name] for name in _SECTIONS)
     _check_paths(api, log, lock, problems)
+    status_settings = _status(status, log, problems)
     if not (product["intelligence"] or product["brand_intelligence"]):
         problems.append("[pm_product]: intelligence and brand_intelligence are both False; nothing to sync")
     proxy_settings = _proxy(proxy, problems)
@@ -230,6 +272,8 @@ def load(config_path: str) -> Config:
         lock_file=lock["lock_file"] if lock["use"] else None,
         state=SyncState(api["position"], api["backfill_until"], api["backfill_done"]),
         adapters=enabled,
+        status=status_settings,
+        jitter=JitterSettings(jitter["use"], jitter["execution_frequency"], jitter["scheduler_offset"]),
         warnings=warnings,
     )
 
@@ -265,6 +309,15 @@ def _check_paths(api: dict[str, Any], log: dict[str, Any], lock: dict[str, Any],
         problems.append(f"[local_file_lock] lock_file: {problem}")
 
 
+def _status(status: dict[str, Any], log: dict[str, Any], problems: list[str]) -> StatusSettings:
+    """``[local_status]``; the status file defaults to the log file's folder."""
+    status_file = status["status_file"] or os.path.join(os.path.dirname(log["log_file"] or ""), STATUS_FILE)
+    for key, target in (("status_file", status_file), ("metrics_file", status["metrics_file"])):
+        if target and (problem := writable_file_problem(target)):
+            problems.append(f"[local_status] {key}: {problem}")
+    return StatusSettings(status_file, status["stale_after"], status["metrics_file"])
+
+
 def _proxy(proxy: dict[str, Any], problems: list[str]) -> ProxySettings:
     if not proxy["use"]:
         return ProxySettings()
@@ -282,7 +335,7 @@ def _adapters(
     parser: configparser.ConfigParser, base_dir: str, problems: list[str], warnings: list[str]
 ) -> dict[str, tuple[type[adapters.Adapter], dict[str, Any]]]:
     """The enabled adapters with their parsed settings, in config file order."""
-    names = [s[len(_INTEGRATION):] for s in parser.sections() if s.startswith(_INTEGRATION)]
+    names = [s[len(_INTEGRATION):] for s in parser.sections() if s.startswith(_INTEGRATION) and not legacy.replaced(s)]
     names += [name for name in DEFAULT_ADAPTERS if name not in names]
     enabled: dict[str, tuple[type[adapters.Adapter], dict[str, Any]]] = {}
     for name in names:

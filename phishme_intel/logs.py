@@ -41,17 +41,19 @@ def redact(text: str, secrets: Iterable[str]) -> str:
 
 
 @contextmanager
-def logging_to(log_file: str, level: str, secrets: Iterable[str], verbose: bool = False) -> Iterator[None]:
+def logging_to(log_file: str | None, level: str, secrets: Iterable[str], verbose: bool = False) -> Iterator[None]:
     """Send phishme_intel's (and urllib3's) log lines to ``log_file`` (and stderr if ``verbose``).
 
-    Raises OSError when the log file cannot be opened.
+    ``log_file`` None writes no file (a dry run). Raises OSError when the log file cannot be opened.
     """
     formatter = RedactingFormatter(list(secrets))
-    handlers: list[logging.Handler] = [
-        logging.handlers.RotatingFileHandler(
-            log_file, maxBytes=MAX_BYTES, backupCount=BACKUP_COUNT, encoding="utf-8"
+    handlers: list[logging.Handler] = []
+    if log_file is not None:
+        handlers.append(
+            logging.handlers.RotatingFileHandler(
+                log_file, maxBytes=MAX_BYTES, backupCount=BACKUP_COUNT, encoding="utf-8"
+            )
         )
-    ]
     if verbose:
         handlers.append(logging.StreamHandler(sys.stderr))
     loggers = [logging.getLogger(name) for name in LOGGERS]

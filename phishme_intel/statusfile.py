@@ -1,0 +1,252 @@
+"""What the last runs did, kept where a person and a monitoring system can read it.
+
+Every run that took the lock ends by replacing the **status file** (JSON, atomically): the
+last run (times, outcome, exit code, counts, requests), the last *successful* run (carried
+over from earlier runs while runs fail), the stored position and since when it has been
+the stored one, the backfill checkpoint while a backfill is unfinished, and running totals.
+Optionally the same facts go to a **metrics file** in the Prometheus text format, for the
+node-exporter textfile collector. Neither file ever holds a secret.
+
+The status file's layout (``schema`` 1; times are ISO 8601 in UTC)::
+
+    {"schema": 1, "config": "/etc/phishme-intel/config.ini",
+     "last_run": RUN, "last_success": RUN or null,
+     "position": "0b3c…" or null, "position_since": TIME or null,
+     "backfill": {"until": TIME, "done": TIME} or null,
+     "totals": {"runs": 7, "failed_runs": 1, "delivered": 9120, "withdrawn": 12,
+                "skipped_expired": 0, "failed": 1, "requests": 411}}
+
+where ``RUN`` is ``{"started", "finished", "duration_seconds", "outcome" ("success" or
+"failed"), "exit_code", "error" (the message, or null), "mode" ("backfill" or "updates"),
+"delivered", "withdrawn", "skipped_expired", "failed" (threats that could not be
+understood), "requests"}``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .atomic import write_atomic
+from .config import SyncState
+from .sync import Report
+
+SCHEMA = 1
+COUNTS = ("delivered", "withdrawn", "skipped_expired", "failed")
+
+
+class StatusFileError(ValueError):
+    """The status file exists but cannot be read or understood."""
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One run as the status file tells it; times are epoch seconds."""
+
+    started: float
+    finished: float
+    outcome: str
+    exit_code: int
+    error: str | None
+    mode: str
+    delivered: int = 0
+    withdrawn: int = 0
+    skipped_expired: int = 0
+    failed: int = 0
+    requests: int = 0
+
+    @classmethod
+    def of(cls, report: Report, exit_code: int = 0, error: str | None = None) -> RunRecord:
+        """The record of a run that ended with ``exit_code`` (0: success) after doing ``report``."""
+        return cls(
+            started=report.started, finished=report.finished, outcome="failed" if exit_code else "success",
+            exit_code=exit_code, error=error, mode=report.mode, delivered=report.delivered,
+            withdrawn=report.withdrawn, skipped_expired=report.skipped_expired,
+            failed=report.skipped_invalid, requests=report.requests,
+        )
+
+    @property
+    def succeeded(self) -> bool:
+        return self.outcome == "success"
+
+
+@dataclass(frozen=True)
+class Status:
+    """The content of the status file."""
+
+    config: str
+    last_run: RunRecord
+    last_success: RunRecord | None
+    position: str | None
+    position_since: float | None
+    backfill_until: int | None = None
+    backfill_done: int | None = None
+    totals: dict[str, int] = field(default_factory=dict)
+
+
+def record(previous: Status | None, config: str, run: RunRecord, stored: SyncState) -> Status:
+    """The status after ``run``, which left ``stored`` in config.ini; ``previous`` is the last status."""
+    totals = dict(previous.totals) if previous else {}
+    for key in ("runs", "failed_runs", *COUNTS, "requests"):
+        totals.setdefault(key, 0)
+    totals["runs"] += 1
+    totals["failed_runs"] += 0 if run.succeeded else 1
+    for key in (*COUNTS, "requests"):
+        totals[key] += getattr(run, key)
+    return Status(
+        config=config,
+        last_run=run,
+        last_success=run if run.succeeded else (previous.last_success if previous else None),
+        position=stored.position,
+        position_since=_position_since(previous, stored.position, run.finished),
+        backfill_until=stored.backfill_until,
+        backfill_done=stored.backfill_done,
+        totals=totals,
+    )
+
+
+def _position_since(previous: Status | None, position: str | None, now: float) -> float | None:
+    """Since when ``position`` has been the stored one: carried over while it does not change."""
+    if position is None:
+        return None
+    if previous is not None and previous.position == position and previous.position_since is not None:
+        return previous.position_since
+    return now
+
+
+def read(path: str) -> Status | None:
+    """The status file at ``path``; None if there is none. Raises StatusFileError if it is unusable."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise StatusFileError(f"cannot read the status file {path}: {_reason(exc)}") from None
+    try:
+        return _decode(data)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise StatusFileError(f"the status file {path} is not one phishme-intel wrote ({exc!r})") from None
+
+
+def write(path: str, status: Status) -> None:
+    """Replace the status file atomically. Raises OSError with the old file left as it was."""
+    write_atomic(path, (json.dumps(_encode(status), indent=2) + "\n").encode("utf-8"), _mode(path))
+
+
+def write_metrics(path: str, status: Status) -> None:
+    """Replace the metrics file atomically with :func:`metrics`. Raises OSError."""
+    write_atomic(path, metrics(status).encode("utf-8"), _mode(path))
+
+
+def metrics(status: Status) -> str:
+    """``status`` in the Prometheus text exposition format (version 0.0.4)."""
+    success = status.last_success.finished if status.last_success else 0
+    totals = status.totals
+    families: list[tuple[str, str, str, list[tuple[str, float]]]] = [
+        ("last_success_timestamp_seconds", "gauge", "When the last successful run ended (Unix time; 0: none yet).",
+         [("", success)]),
+        ("last_run_timestamp_seconds", "gauge", "When the last run ended (Unix time).",
+         [("", status.last_run.finished)]),
+        ("last_run_duration_seconds", "gauge", "How long the last run took.",
+         [("", status.last_run.finished - status.last_run.started)]),
+        ("last_exit_code", "gauge", "The exit code of the last run (0: success).",
+         [("", status.last_run.exit_code)]),
+        ("threats_total", "counter", "Threats handled by all runs since the status file was created, by action.",
+         [(f'{{action="{key}"}}', totals.get(key, 0)) for key in COUNTS]),
+        ("requests_total", "counter", "API requests made by all runs since the status file was created.",
+         [("", totals.get("requests", 0))]),
+        ("runs_total", "counter", "Runs since the status file was created, by outcome.",
+         [('{outcome="success"}', totals.get("runs", 0) - totals.get("failed_runs", 0)),
+          ('{outcome="failed"}', totals.get("failed_runs", 0))]),
+        ("backfill_in_progress", "gauge", "1 while a backfill is unfinished, else 0.",
+         [("", 1 if status.backfill_until is not None else 0)]),
+    ]
+    lines = []
+    for name, kind, text, samples in families:
+        lines += [f"# HELP phishme_intel_{name} {text}", f"# TYPE phishme_intel_{name} {kind}"]
+        lines += [f"phishme_intel_{name}{labels} {_number(value)}" for labels, value in samples]
+    return "\n".join(lines) + "\n"
+
+
+def iso(epoch: float) -> str:
+    """An epoch time as ISO 8601 in UTC, to the second."""
+    return dt.datetime.fromtimestamp(epoch, dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _epoch(text: str | None) -> float | None:
+    return None if text is None else dt.datetime.fromisoformat(text).timestamp()
+
+
+def _encode(status: Status) -> dict[str, Any]:
+    def run(record: RunRecord | None) -> dict[str, Any] | None:
+        if record is None:
+            return None
+        fields = asdict(record)
+        fields.update(started=iso(record.started), finished=iso(record.finished),
+                      duration_seconds=round(record.finished - record.started, 3))
+        return fields
+
+    backfill = None
+    if status.backfill_until is not None:
+        backfill = {"until": iso(status.backfill_until),
+                    "done": None if status.backfill_done is None else iso(status.backfill_done)}
+    return {
+        "schema": SCHEMA,
+        "config": status.config,
+        "last_run": run(status.last_run),
+        "last_success": run(status.last_success),
+        "position": status.position,
+        "position_since": None if status.position_since is None else iso(status.position_since),
+        "backfill": backfill,
+        "totals": status.totals,
+    }
+
+
+def _decode(data: dict[str, Any]) -> Status:
+    if data.get("schema") != SCHEMA:
+        raise ValueError(f"schema {data.get('schema')!r}, not {SCHEMA}")
+
+    def run(fields: dict[str, Any] | None) -> RunRecord | None:
+        if fields is None:
+            return None
+        values = {key: value for key, value in fields.items() if key != "duration_seconds"}
+        values.update(started=_epoch(fields["started"]), finished=_epoch(fields["finished"]))
+        return RunRecord(**values)
+
+    last_run = run(data["last_run"])
+    if last_run is None:
+        raise ValueError("no last_run")
+    backfill = data.get("backfill") or {}
+    until, done = _epoch(backfill.get("until")), _epoch(backfill.get("done"))
+    return Status(
+        config=data["config"],
+        last_run=last_run,
+        last_success=run(data.get("last_success")),
+        position=data.get("position"),
+        position_since=_epoch(data.get("position_since")),
+        backfill_until=None if until is None else int(until),
+        backfill_done=None if done is None else int(done),
+        totals={key: int(value) for key, value in data.get("totals", {}).items()},
+    )
+
+
+def _mode(path: str) -> int:
+    """Keep a file's permission bits; a new status or metrics file is readable by everyone (no secrets)."""
+    try:
+        return os.stat(path).st_mode & 0o7777
+    except FileNotFoundError:
+        return 0o644
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, OSError):
+        return exc.strerror or type(exc).__name__
+    return f"not JSON ({exc})"
