@@ -27,9 +27,10 @@ SECTION = "pm_jitter"
 KEY = "scheduler_offset"
 
 
-def choose(execution_frequency: int) -> float:
+def choose(execution_frequency: int, rng: random.Random | None = None) -> float:
     """A random offset in ``[0, execution_frequency)`` minutes, in hundredths of a minute."""
-    return math.floor(random.random() * execution_frequency * 100) / 100
+    draw = (rng or random).random()
+    return math.floor(draw * execution_frequency * 100) / 100
 
 
 def offset(config: Config) -> float | None:

@@ -10,7 +10,7 @@ uses it only when stderr is a terminal, so under cron nothing is drawn at all.
 from __future__ import annotations
 
 import datetime as dt
-import shutil
+import os
 import time
 from typing import TextIO
 
@@ -40,8 +40,8 @@ def line(report: Report, now: float, width: int) -> str:
     eta = f"ETA {duration(elapsed * (1 - done) / done)}" if done > 0 else "ETA --"
     reached = report.backfill_reached or report.backfill_from or 0
     day = dt.datetime.fromtimestamp(reached, dt.timezone.utc).strftime("%Y-%m-%d")
-    tail = f" {done:4.0%}  up to {day}  {counts}  {eta}"
-    bar_width = max(10, min(40, width - 1 - len("backfill [] ") - len(tail)))
+    tail = f" {done:4.0%}  {eta}  up to {day}  {counts}"
+    bar_width = max(10, min(40, width - 1 - len("backfill []") - len(tail)))
     filled = int(bar_width * done)
     return f"backfill [{'#' * filled}{'-' * (bar_width - filled)}]{tail}"[: width - 1]
 
@@ -69,8 +69,15 @@ class ProgressLine:
             self.stream.flush()
 
     def _draw(self, report: Report) -> None:
-        text = line(report, time.time(), shutil.get_terminal_size().columns)
+        text = line(report, time.time(), self._width())
         self.stream.write("\r" + text + " " * max(0, self._drawn - len(text)))
         self.stream.flush()
         self._drawn = len(text)
         self._last_draw = time.monotonic()
+
+    def _width(self) -> int:
+        """The terminal's width in columns; 80 if the stream cannot tell."""
+        try:
+            return os.get_terminal_size(self.stream.fileno()).columns or 80
+        except (AttributeError, OSError, ValueError):
+            return 80

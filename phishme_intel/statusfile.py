@@ -173,8 +173,8 @@ def metrics(status: Status) -> str:
 
 
 def iso(epoch: float) -> str:
-    """An epoch time as ISO 8601 in UTC, to the second."""
-    return dt.datetime.fromtimestamp(epoch, dt.timezone.utc).isoformat(timespec="seconds")
+    """An epoch time as ISO 8601 in UTC, to the millisecond."""
+    return dt.datetime.fromtimestamp(round(epoch, 3), dt.timezone.utc).isoformat(timespec="milliseconds")
 
 
 def _epoch(text: str | None) -> float | None:
@@ -187,7 +187,7 @@ def _encode(status: Status) -> dict[str, Any]:
             return None
         fields = asdict(record)
         fields.update(started=iso(record.started), finished=iso(record.finished),
-                      duration_seconds=round(record.finished - record.started, 3))
+                      duration_seconds=round(round(record.finished, 3) - round(record.started, 3), 3))
         return fields
 
     backfill = None
