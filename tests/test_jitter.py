@@ -41,7 +41,7 @@ def _offset(config):
 def test_an_offset_is_chosen_once_stored_with_comments_kept_and_reused(tmp_path, simulator):
     config = write_config(tmp_path, simulator.url, pm_jitter={"use": "True", "execution_frequency": "15"})
     text = config.read_text()
-    config.write_text(text.replace("[pm_jitter]", "# the fleet's jitter\n[pm_jitter]"))
+    config.write_text(text.replace("\n[pm_jitter]\n", "\n# the fleet's jitter\n[pm_jitter]\n"))
     phishme_intel.run(str(config))
     chosen = _offset(config)
     after_first = config.read_bytes()
