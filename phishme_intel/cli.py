@@ -55,7 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = cli.parse_args(argv)
     if args.since is not None and not args.reset:
         cli.error("--since goes with --reset")
-    if os.geteuid() == 0 and not args.allow_root:
+    if os.geteuid() == 0 and not (args.allow_root or args.status):
         print(
             "phishme-intel: refusing to run as root; run it as an unprivileged user that owns "
             "config.ini, or pass --allow-root",
@@ -131,12 +131,19 @@ def _reset(args: argparse.Namespace) -> int:
         if not sys.stdin.isatty():
             print("phishme-intel: --reset needs a terminal to ask for confirmation, or --yes", file=sys.stderr)
             return USAGE
-        if input("Reset? [y/N] ").strip().lower() not in ("y", "yes"):
+        if _answer("Reset? [y/N] ") not in ("y", "yes"):
             print("nothing changed")
             return 0
     done = job.reset(args.config, args.since, verbose=args.verbose)
     print(f"reset: the next run backfills every threat since {done.backfill_from:%Y-%m-%d %H:%M:%S %Z}")
     return 0
+
+
+def _answer(prompt: str) -> str:
+    try:
+        return input(prompt).strip().lower()
+    except EOFError:
+        return ""
 
 
 def _date(raw: str) -> dt.datetime:

@@ -5,10 +5,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import subprocess
+import sys
 import time
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from support import run_cli, write_config
+from support import ROOT, run_cli, write_config
 
 import phishme_intel
 from phishme_intel import statusfile
@@ -188,3 +191,16 @@ def test_a_metrics_file_in_an_unwritable_place_is_a_config_error(tmp_path, simul
 
     assert result.returncode == 78
     assert "[local_status] metrics_file: the folder" in result.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root is refused")
+def test_status_writes_nothing_so_root_may_call_it_without_allow_root(config):
+    assert run_cli(config).returncode == 0
+
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "phishme_to_product.py"), "-conf", str(config), "--status"],
+        capture_output=True, text=True, cwd=ROOT,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert "HEALTHY" in result.stdout
