@@ -22,7 +22,7 @@ from .config import Config, SyncState
 from .errors import ConfigError, Error
 from .health import UNKNOWN, Health, judge
 from .lock import hold
-from .logs import logging_to
+from .logs import logging_to, redact
 from .options import epoch_seconds, position
 from .reset_plan import ResetPlan
 from .statusfile import RunRecord, StatusFileError
@@ -49,7 +49,7 @@ def run(
             report = _sync(config, watch, jitter)
         except Error as exc:
             log.error("run failed (exit %d): %s", exc.exit_code, exc)
-            _record(config, RunRecord.of(watch.ended(), exc.exit_code, str(exc)))
+            _record(config, RunRecord.of(watch.ended(), exc.exit_code, redact(str(exc), config.secrets)))
             raise
         except Exception as exc:
             log.exception("run failed: unexpected error")
