@@ -334,9 +334,13 @@ def _proxy(proxy: dict[str, Any], problems: list[str]) -> ProxySettings:
 def _adapters(
     parser: configparser.ConfigParser, base_dir: str, problems: list[str], warnings: list[str]
 ) -> dict[str, tuple[type[adapters.Adapter], dict[str, Any]]]:
-    """The enabled adapters with their parsed settings, in config file order."""
+    """The enabled adapters with their parsed settings: the built-in store first, then in config file order.
+
+    The store comes first because adapters that read it (blocklists) must see each commit
+    after it has committed: the engine delivers to and commits adapters in this order.
+    """
     names = [s[len(_INTEGRATION):] for s in parser.sections() if s.startswith(_INTEGRATION) and not legacy.replaced(s)]
-    names += [name for name in DEFAULT_ADAPTERS if name not in names]
+    names = [*DEFAULT_ADAPTERS, *(name for name in names if name not in DEFAULT_ADAPTERS)]
     enabled: dict[str, tuple[type[adapters.Adapter], dict[str, Any]]] = {}
     for name in names:
         section = f"{_INTEGRATION}{name}"
