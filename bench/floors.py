@@ -1,0 +1,94 @@
+"""The floors a backfill cannot beat, measured against the same simulator in the same run.
+
+I/O floor: every page of the backfill's search windows fetched with the sync's concurrency
+and HTTP library (one kept-alive ``requests`` session per worker), and nothing done with
+the bytes. Decode floor: ``json.loads`` of those same bytes, one after another.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+
+import requests
+
+from phishme_intel.sync.backfill import windows
+
+PER_PAGE = 100
+WINDOW_HOURS = 24
+_TOTAL_PAGES = re.compile(rb'"totalPages":\s*([0-9]+)')
+
+
+@dataclass(frozen=True)
+class Floors:
+    """Seconds to fetch every backfill page (I/O) and to decode them (``json.loads``)."""
+
+    io: float
+    decode: float
+    pages: int
+    megabytes: float
+
+
+def measure(url: str, user: str, password: str, begin: int, end: int, concurrency: int) -> Floors:
+    """Fetch the pages of the backfill from ``begin`` to ``end`` (epoch s), then decode them."""
+    fetcher = _Fetcher(url, (user, password))
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        pages = list(_all_pages(pool, fetcher, begin, end))
+    io = time.perf_counter() - started
+    fetcher.close()
+    started = time.perf_counter()
+    for page in pages:
+        json.loads(page)
+    decode = time.perf_counter() - started
+    return Floors(io, decode, len(pages), sum(map(len, pages)) / 1e6)
+
+
+def _all_pages(pool: ThreadPoolExecutor, fetcher: _Fetcher, begin: int, end: int) -> Iterator[bytes]:
+    """Every page, windows in parallel: a window's first page submits its other pages."""
+
+    def window(begin: int, end: int) -> tuple[bytes, list[Future[bytes]]]:
+        first = fetcher.page(begin, end, 0)
+        found = _TOTAL_PAGES.search(first[:300])
+        total = int(found[1]) if found else 1
+        return first, [pool.submit(fetcher.page, begin, end, number) for number in range(1, total)]
+
+    heads = [pool.submit(window, w.begin, w.end) for w in windows(begin, end, WINDOW_HOURS)]
+    for head in heads:
+        first, others = head.result()
+        yield first
+        yield from (other.result() for other in others)
+
+
+class _Fetcher:
+    """``POST /threat/search`` pages over one kept-alive session per thread."""
+
+    def __init__(self, url: str, auth: tuple[str, str]) -> None:
+        self._url = url + "/threat/search"
+        self._auth = auth
+        self._local = threading.local()
+        self._sessions: list[requests.Session] = []
+        self._lock = threading.Lock()
+
+    def page(self, begin: int, end: int, number: int) -> bytes:
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = self._local.session = requests.Session()
+            session.auth = self._auth
+            with self._lock:
+                self._sessions.append(session)
+        answer = session.post(self._url, params={
+            "beginTimestamp": begin, "endTimestamp": end, "threatType": "all",
+            "resultsPerPage": PER_PAGE, "page": number,
+        }, timeout=60)
+        answer.raise_for_status()
+        return answer.content
+
+    def close(self) -> None:
+        for session in self._sessions:
+            session.close()

@@ -1,0 +1,152 @@
+"""The parts of a benchmark run: the simulator in its own process, a config.ini, the sync as a process.
+
+Everything here talks to real processes over real loopback HTTP, like a cron run would: the
+simulator is ``python -m phishme_intel.simulator`` and the sync is ``phishme_to_product.py``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from configupdater import ConfigUpdater
+
+ROOT = Path(__file__).resolve().parent.parent
+USER, PASSWORD = "bench", "bench-secret"
+DAYS = 30
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True)
+class Workload:
+    """A dataset and a latency: ``malware`` + ``phish`` threats published over DAYS days."""
+
+    name: str
+    malware: int
+    phish: int
+    latency_ms: float
+    republish: int = 0
+    delete: int = 0
+    seed: int = 1
+
+    @property
+    def threats(self) -> int:
+        return self.malware + self.phish
+
+
+@dataclass(frozen=True)
+class SyncRun:
+    """One run of the sync process: wall and CPU time (s), peak RSS (MiB), and what the simulator saw."""
+
+    wall: float
+    cpu: float
+    peak_rss_mib: float
+    requests: int
+    connections: int
+    simulator_cpu: float
+
+
+class SimulatorProcess:
+    """``python -m phishme_intel.simulator`` serving one workload's dataset, as a context manager."""
+
+    def __init__(self, work: Path, workload: Workload, detections: int) -> None:
+        port_file = work / "simulator.port"
+        self._process = subprocess.Popen(
+            [
+                sys.executable, "-m", "phishme_intel.simulator", "--port-file", str(port_file),
+                "--seed", str(workload.seed), "--malware", str(workload.malware), "--phish", str(workload.phish),
+                "--days", str(DAYS), "--detections", str(detections), "--latency-ms", str(workload.latency_ms),
+                "--user", USER, "--password", PASSWORD, "--prerender",
+            ],
+            stdout=subprocess.DEVNULL,
+            cwd=ROOT,
+        )
+        port = _wait_for_port(port_file, self._process)
+        self.url = f"http://127.0.0.1:{port}/apiv1"
+        self._control = f"http://127.0.0.1:{port}/_sim"
+
+    def __enter__(self) -> SimulatorProcess:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        self._process.terminate()
+        self._process.wait(timeout=30)
+
+    def control(self, method: str, path: str) -> Any:
+        """Call a ``/_sim`` control endpoint; returns its JSON answer."""
+        request = urllib.request.Request(f"{self._control}/{path}", method=method)
+        with urllib.request.urlopen(request, timeout=600) as answer:
+            return json.load(answer)
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time the simulator process has used so far."""
+        fields = Path(f"/proc/{self._process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / _TICKS
+
+
+def _wait_for_port(port_file: Path, process: subprocess.Popen[bytes]) -> int:
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        if port_file.exists() and port_file.read_text().strip():
+            return int(port_file.read_text())
+        if process.poll() is not None:
+            raise SystemExit("the simulator exited before it was ready")
+        time.sleep(0.05)
+    raise SystemExit("the simulator did not start within 600 s")
+
+
+def write_config(work: Path, url: str, concurrency: int) -> Path:
+    """config.ini.example for the simulator at ``url``: SQLite store on, no client-side rate limit.
+
+    ``max_requests_per_second = 0``: the default limit would make the benchmark measure the
+    limit, not the sync.
+    """
+    updater = ConfigUpdater()
+    updater.read(ROOT / "config.ini.example")
+    api = updater["pm_api"]
+    api["base_url"] = url
+    api["user"] = USER
+    api["pass"] = PASSWORD
+    api["init_date"] = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=DAYS + 1)).strftime("%Y-%m-%d")
+    api["concurrency"] = str(concurrency)
+    api["max_requests_per_second"] = "0"
+    config = work / "config.ini"
+    config.write_text(str(updater))
+    os.chmod(config, 0o600)
+    return config
+
+
+def run_sync(config: Path, simulator: SimulatorProcess) -> SyncRun:
+    """Run ``phishme_to_product.py -conf config`` to completion; fails loudly if it fails."""
+    simulator.control("POST", "reset_stats")
+    cpu_before = simulator.cpu_seconds()
+    as_root = ["--allow-root"] if os.geteuid() == 0 else []
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "phishme_to_product.py"), "-conf", str(config), *as_root],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=ROOT,
+    )
+    assert process.stderr is not None
+    errors = process.stderr.read()
+    _, status, usage = os.wait4(process.pid, 0)
+    wall = time.perf_counter() - started
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode:
+        raise SystemExit(
+            f"the sync exited {process.returncode}: {errors.decode(errors='replace').strip()} "
+            f"(log: {config.parent / 'phishme_intel.log'})"
+        )
+    stats = simulator.control("GET", "stats")
+    return SyncRun(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, stats["requests"],
+                   stats["connections"], simulator.cpu_seconds() - cpu_before)

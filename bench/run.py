@@ -1,0 +1,183 @@
+"""The sync benchmark: ``.venv/bin/python bench/run.py`` (``--help`` for the options).
+
+For each workload it starts the bundled simulator in its own process (seeded dataset,
+per-request latency), measures the I/O and decode floors, runs the real sync
+(``phishme_to_product.py`` as a process, SQLite store on, ``max_requests_per_second = 0``)
+for the backfill, lets the simulator re-publish and delete threats, runs the sync again
+for the updates, and prints one table row per phase. Each workload runs in a fresh
+temporary folder. Then it checks the figures against the targets of the README's
+"Performance" section.
+
+Workloads: W1 (10,000 malware + 2,000 phish; 2,000 re-published and 200 deleted) at 0 and
+50 ms latency, and the scale pair (5,000 and 50,000 threats, same proportions) for memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import math
+import os
+import platform
+import sys
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import floors
+from harness import DAYS, PASSWORD, USER, SimulatorProcess, SyncRun, Workload, run_sync, write_config
+
+WINDOW_HOURS = 24
+WORKLOADS = {
+    "w1": [
+        Workload("W1", 10_000, 2_000, 0, republish=2_000, delete=200),
+        Workload("W1", 10_000, 2_000, 50, republish=2_000, delete=200),
+    ],
+    "scale": [
+        Workload("scale", 4_167, 833, 0, republish=833, delete=83),
+        Workload("scale", 41_667, 8_333, 0, republish=8_333, delete=833),
+    ],
+}
+
+
+@dataclass(frozen=True)
+class Result:
+    """A workload's measurements: both sync runs and the floors."""
+
+    workload: Workload
+    backfill: SyncRun
+    updates: SyncRun
+    floors: floors.Floors
+    windows: int
+
+    @property
+    def total(self) -> float:
+        return self.backfill.wall + self.updates.wall
+
+
+def measure(workload: Workload, concurrency: int, detections: int) -> Result:
+    """One workload, start to end, in a fresh temporary folder."""
+    with tempfile.TemporaryDirectory(prefix="phishme-bench-") as folder:
+        work = Path(folder)
+        with SimulatorProcess(work, workload, detections) as simulator:
+            config = write_config(work, simulator.url, concurrency)
+            begin = int(dt.datetime.combine(
+                dt.date.today() - dt.timedelta(days=DAYS + 1), dt.time(), dt.timezone.utc
+            ).timestamp())
+            end = int(dt.datetime.now(dt.timezone.utc).timestamp())
+            bottom = floors.measure(simulator.url, USER, PASSWORD, begin, end, concurrency)
+            backfill = run_sync(config, simulator)
+            simulator.control("POST", f"mutate?republish={workload.republish}&delete={workload.delete}")
+            updates = run_sync(config, simulator)
+    return Result(workload, backfill, updates, bottom, math.ceil((end - begin) / (WINDOW_HOURS * 3600)))
+
+
+def best(workload: Workload, concurrency: int, detections: int, repeat: int) -> Result:
+    """The fastest of ``repeat`` runs (the machine is shared: the others only measure noise)."""
+    runs = []
+    for attempt in range(repeat):
+        print(f"  {workload.name} {workload.threats} threats at {workload.latency_ms:g} ms, "
+              f"run {attempt + 1} of {repeat}", file=sys.stderr, flush=True)
+        runs.append(measure(workload, concurrency, detections))
+    return min(runs, key=lambda result: result.total)
+
+
+def table(results: Sequence[Result]) -> str:
+    """The figures as an RST simple table."""
+    header = ("workload", "threats", "latency", "phase", "wall s", "items/s", "CPU s", "requests", "TCP conns",
+              "peak RSS MiB", "sim CPU s")
+    rows = []
+    for r in results:
+        w = r.workload
+        changes = w.republish + w.delete
+        common = (w.name, f"{w.threats:,}", f"{w.latency_ms:g} ms")
+        for phase, items, run in (("backfill", w.threats, r.backfill), ("updates", changes, r.updates)):
+            rows.append((*common, phase, f"{run.wall:.2f}", f"{items / run.wall:,.0f}", f"{run.cpu:.2f}",
+                         str(run.requests), str(run.connections), f"{run.peak_rss_mib:.0f}",
+                         f"{run.simulator_cpu:.2f}"))
+        for phase, seconds in (("I/O floor", r.floors.io), ("decode floor", r.floors.decode)):
+            rows.append((*common, phase, f"{seconds:.2f}", f"{w.threats / seconds:,.0f}", "",
+                         str(r.floors.pages) if phase == "I/O floor" else "", "", "", ""))
+    widths = [max(len(cell) for cell in column) for column in zip(header, *rows, strict=True)]
+    rule = "  ".join("=" * width for width in widths)
+    lines = [rule, "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)), rule]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+    return "\n".join([*lines, rule])
+
+
+def verdicts(results: Sequence[Result], concurrency: int) -> list[str]:
+    """Each target of the README's Performance section that these results can judge: met or not."""
+    found = []
+    by_key = {(r.workload.name, r.workload.threats, r.workload.latency_ms): r for r in results}
+    fast, slow = by_key.get(("W1", 12_000, 0)), by_key.get(("W1", 12_000, 50))
+    if fast and slow:
+        ratio = slow.total / fast.total
+        found.append(_verdict(ratio <= 1.3, f"latency hidden: W1 at 50 ms takes {ratio:.2f} x W1 at 0 ms (<= 1.3)"))
+    if fast:
+        speed = fast.workload.threats / fast.backfill.wall
+        found.append(_verdict(speed >= 5000, f"throughput: W1 backfill at 0 ms {speed:,.0f} threats/s (>= 5,000)"))
+    peak = max(max(r.backfill.peak_rss_mib, r.updates.peak_rss_mib) for r in results)
+    found.append(_verdict(peak <= 100, f"memory: peak RSS {peak:.0f} MiB (<= 100)"))
+    small, large = by_key.get(("scale", 5_000, 0)), by_key.get(("scale", 50_000, 0))
+    if small and large:
+        ratio = _peak(large) / _peak(small)
+        found.append(_verdict(ratio <= 1.2, f"memory: 50,000 threats peak {ratio:.2f} x 5,000 threats (<= 1.2)"))
+    for r in results:
+        w = r.workload
+        expected = math.ceil(w.threats / 100) + r.windows
+        found.append(_verdict(
+            r.backfill.requests <= expected + 2,
+            f"requests: {w.name} {w.threats:,} at {w.latency_ms:g} ms backfill made {r.backfill.requests} "
+            f"(threats/100 + windows + 1 updates = {expected + 1})",
+        ))
+        found.append(_verdict(
+            max(r.backfill.connections, r.updates.connections) <= concurrency,
+            f"connections: {w.name} {w.threats:,} at {w.latency_ms:g} ms used {r.backfill.connections} "
+            f"(backfill) and {r.updates.connections} (updates) for {concurrency} workers",
+        ))
+    return found
+
+
+def _peak(result: Result) -> float:
+    return max(result.backfill.peak_rss_mib, result.updates.peak_rss_mib)
+
+
+def _verdict(met: bool, text: str) -> str:
+    return f"{'met    ' if met else 'NOT MET'}  {text}"
+
+
+def machine() -> str:
+    """What the figures were measured on."""
+    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                  if line.startswith("model name")), platform.processor() or "unknown CPU")
+    return (f"{os.cpu_count()} x {model}, Python {platform.python_version()}, "
+            f"{platform.system()} {platform.release()}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    options = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    options.add_argument("workloads", nargs="*", metavar="WORKLOAD",
+                         help=f"which workloads to run: {', '.join(WORKLOADS)} (default: all)")
+    options.add_argument("--concurrency", type=int, default=4, help="[pm_api] concurrency (default 4, the default)")
+    options.add_argument("--detections", type=int, default=0, help="vendorDetections per executable (default 0)")
+    options.add_argument("--repeat", type=int, default=1, help="runs per workload; the fastest is shown")
+    args = options.parse_args(argv)
+    unknown = set(args.workloads) - set(WORKLOADS)
+    if unknown:
+        options.error(f"unknown workload {', '.join(sorted(unknown))}; choose from {', '.join(WORKLOADS)}")
+    results = [
+        best(workload, args.concurrency, args.detections, args.repeat)
+        for name in args.workloads or WORKLOADS
+        for workload in WORKLOADS[name]
+    ]
+    print(f"Measured on {machine()}; concurrency {args.concurrency}, {args.detections} detections per executable, "
+          f"no client-side rate limit.\n")
+    print(table(results))
+    print()
+    print("\n".join(verdicts(results, args.concurrency)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
