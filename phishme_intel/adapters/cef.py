@@ -1,0 +1,235 @@
+"""CEF events from a threat, after the vendor's mapping (``shared/API.md``), and CEF escaping.
+
+One event per indicator:
+
+================  ==================  ======================  ========  ===================================
+threat kind       indicator           signature id, name      severity  where the value goes
+================  ==================  ======================  ========  ===================================
+malware           URL                 ``watchlist_url``       impact    ``cs4``
+malware           domain              ``watchlist_domain``    impact    ``cs4``
+malware           IPv4                ``watchlist_ip``        impact    ``dst``
+malware           e-mail              ``watchlist_email``     impact    ``cs4`` (our choice: the vendor has none)
+malware           MD5, SHA-1, SHA256  ``malicious_file``      severity  ``fileHash``, with ``fname``
+phish             each URL            ``phish_confirmed``     10        ``cs4``, its host ``dhost``, domain ``cs3``
+phish             kit e-mail          ``watchlist_email``     10        ``cs4``
+================  ==================  ======================  ========  ===================================
+
+Impact maps to severity as Major 10, Moderate 7, Minor 4, None 0 (an executable's
+``severityLevel`` likewise; 10 when it has none). Malware events carry ``externalId``,
+``deviceCustomDate1`` (first published, ms), ``cat`` (impact), ``cs1`` family, ``cs2``
+brands, ``cs3`` role, ``cs5`` threat detail URL and ``cs6`` Active Threat Report URL;
+phish events ``externalId``, ``deviceCustomDate1`` (first seen), ``dst`` (the phishing
+host's IP, on the phishing URL's event), ``cs2`` brands, ``cs5`` threat detail URL and
+``cs6`` screenshot URL. Subjects, sender IPs and sender addresses have no event.
+
+A withdrawn threat gives one removal event: signature ``threat_removed`` "Threat Removed",
+severity 0, ``act=remove`` and the threat's ``externalId``, under the product of its kind.
+
+Escaping applies to every value: ``\\`` and ``|`` in the header; ``\\``, ``=``, CR and LF in
+extension values (as ``\\\\``, ``\\=``, ``\\r``, ``\\n``). Other control characters, which
+syslog receivers mishandle, become spaces. Values longer than the CEF specification allows
+for their key are cut to that length.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from ..models import MALWARE, Indicator, Threat, ThreatRef
+
+VERSION = "1.0"
+PRODUCTS = {MALWARE: "Intelligence", "phish": "Brand Intelligence"}
+SEVERITY = {"Major": 10, "Moderate": 7, "Minor": 4, "None": 0}
+LABELS = {
+    "deviceCustomDate1": "First Published",
+    "cs1": "Malware Family",
+    "cs2": "Brand",
+    "cs3": "Infrastructure Type",
+    "cs5": "Threat Detail URL",
+    "cs6": "Active Threat Report URL",
+}
+PHISH_LABELS = {
+    **LABELS, "deviceCustomDate1": "First Seen", "cs3": "Phishing Domain", "cs6": "Screenshot URL",
+}
+VALUE_LABELS = {"url": "URL", "domain": "Domain", "email": "Email Address"}
+_MALWARE_SIGNATURES = {
+    "url": ("watchlist_url", "Watchlist URL"),
+    "domain": ("watchlist_domain", "Watchlist Domain"),
+    "ipv4": ("watchlist_ip", "Watchlist IP"),
+    "email": ("watchlist_email", "Watchlist Email"),
+}
+_FILE = ("malicious_file", "Malicious File")
+_PHISH = ("phish_confirmed", "Phish Confirmed")
+_EMAIL = _MALWARE_SIGNATURES["email"]
+_REMOVED = ("threat_removed", "Threat Removed")
+#: Kinds of indicators that get no event (no signature fits them).
+UNSENT_KINDS = frozenset({"subject", "sender_ip", "sender_email"})
+_LIMITS = {"externalId": 40, "fileHash": 255, "fname": 1023, "dhost": 1023, "cat": 1023, "act": 63}
+_DEFAULT_LIMIT = 4000
+_CONTROL = re.compile(r"[\x00-\x09\x0b\x0c\x0e-\x1f\x7f]")
+
+
+@dataclass(frozen=True)
+class Event:
+    """One CEF event before formatting: the header's product, signature, name and severity, and extensions."""
+
+    product: str
+    signature: str
+    name: str
+    severity: int
+    extensions: tuple[tuple[str, Any], ...]
+
+    def format(self, vendor: str) -> str:
+        """The event as one CEF line (no newline), ``vendor`` in its header."""
+        header = [escape_header(part) for part in (vendor, self.product, VERSION, self.signature, self.name)]
+        extensions = " ".join(
+            f"{key}={escape_extension(_cut(key, str(value)))}"
+            for key, value in self.extensions if value is not None and value != ""
+        )
+        return f"CEF:0|{'|'.join(header)}|{self.severity}|{extensions}"
+
+
+def escape_header(value: str) -> str:
+    """A CEF header field: backslash and pipe escaped, line breaks and control characters as spaces."""
+    return _CONTROL.sub(" ", value.replace("\\", "\\\\").replace("|", "\\|").replace("\r", " ").replace("\n", " "))
+
+
+def escape_extension(value: str) -> str:
+    """A CEF extension value: backslash, equals sign, CR and LF escaped, control characters as spaces."""
+    escaped = value.replace("\\", "\\\\").replace("=", "\\=").replace("\r", "\\r").replace("\n", "\\n")
+    return _CONTROL.sub(" ", escaped)
+
+
+def threat_events(threat: Threat) -> list[Event]:
+    """The events of a threat: one per indicator it can express (see the module docstring)."""
+    if threat.kind == MALWARE:
+        return list(_malware_events(threat))
+    return list(_phish_events(threat))
+
+
+def removal_event(ref: ThreatRef) -> Event:
+    """The event that says the vendor withdrew the threat ``ref``."""
+    return Event(PRODUCTS[ref.kind], *_REMOVED, 0, (("act", "remove"), ("externalId", ref.id)))
+
+
+def _malware_events(threat: Threat) -> Iterator[Event]:
+    raw = threat.raw
+    common = (
+        ("externalId", threat.id), *_labelled("deviceCustomDate1", threat.first_published),
+        *_labelled("cs2", _brands(raw)), *_labelled("cs5", _text(raw.get("threatDetailURL"))),
+        *_labelled("cs6", _text(raw.get("reportURL"))),
+    )
+    files = _file_names(raw)
+    for indicator in threat.indicators:
+        if indicator.kind in ("url", "domain", "email"):
+            where = _labelled("cs4", indicator.value, VALUE_LABELS[indicator.kind])
+            yield _malware_event(_MALWARE_SIGNATURES[indicator.kind], indicator, common, where)
+        elif indicator.kind == "ipv4":
+            yield _malware_event(_MALWARE_SIGNATURES["ipv4"], indicator, common, (("dst", indicator.value),))
+        elif indicator.kind in ("md5", "sha1", "sha256"):
+            where = (("fname", files.get(indicator.value)), ("fileHash", indicator.value))
+            yield _malware_event(_FILE, indicator, common, where)
+
+
+def _malware_event(
+    signature: tuple[str, str], indicator: Indicator,
+    common: tuple[tuple[str, Any], ...], where: tuple[tuple[str, Any], ...],
+) -> Event:
+    severity = SEVERITY.get(indicator.impact or "", 10 if signature == _FILE else 0)
+    extensions = (
+        *common, ("cat", indicator.impact), *_labelled("cs1", indicator.malware_family),
+        *_labelled("cs3", indicator.role), *where,
+    )
+    return Event(PRODUCTS[MALWARE], *signature, severity, extensions)
+
+
+def _phish_events(threat: Threat) -> Iterator[Event]:
+    raw = threat.raw
+    product = PRODUCTS[threat.kind]
+    common = (
+        ("externalId", threat.id),
+        *_labelled("deviceCustomDate1", threat.first_published, PHISH_LABELS["deviceCustomDate1"]),
+        *_labelled("cs2", _brands(raw)), *_labelled("cs5", _text(raw.get("threatDetailURL"))),
+        *_labelled("cs6", _text(_field(raw, "screenshot", "url_1", "url")), PHISH_LABELS["cs6"]),
+    )
+    ip = next((indicator.value for indicator in threat.indicators if indicator.kind == "ipv4"), None)
+    phishing = _text(_field(raw, "phishingURL_1", "url"))
+    hosts = _url_objects(raw)
+    ip_sent = False
+    for indicator in threat.indicators:
+        if indicator.kind == "url":
+            host, domain = hosts.get(indicator.value, (None, None))
+            with_ip = indicator.value == phishing and ip is not None
+            ip_sent = ip_sent or with_ip
+            yield Event(product, *_PHISH, 10, (
+                *common, ("dst", ip if with_ip else None), ("dhost", host),
+                *_labelled("cs3", domain, PHISH_LABELS["cs3"]), *_labelled("cs4", indicator.value, VALUE_LABELS["url"]),
+            ))
+        elif indicator.kind == "email":
+            yield Event(product, *_EMAIL, 10, (*common, *_labelled("cs4", indicator.value, VALUE_LABELS["email"])))
+    if ip is not None and not ip_sent:
+        yield Event(product, *_PHISH, 10, (*common, ("dst", ip)))
+
+
+def _labelled(key: str, value: Any, label: str | None = None) -> tuple[tuple[str, Any], ...]:
+    """``(key, value)`` preceded by ``(keyLabel, label)``; nothing when the value is empty."""
+    if value is None or value == "":
+        return ()
+    return ((f"{key}Label", label or LABELS[key]), (key, value))
+
+
+def _text(value: Any) -> str | None:
+    return value.strip() or None if isinstance(value, str) else None
+
+
+def _field(raw: dict[str, Any], *keys: str) -> Any:
+    """``raw[k1][k2]...``, or None as soon as a level is missing or not an object."""
+    value: Any = raw
+    for key in keys:
+        if not isinstance(value, dict):
+            return None
+        value = value.get(key)
+    return value
+
+
+def _items(raw: dict[str, Any], key: str) -> list[dict[str, Any]]:
+    value = raw.get(key)
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
+def _brands(raw: dict[str, Any]) -> str | None:
+    if "brands" in raw:
+        names = [_text(brand.get("text")) for brand in _items(raw, "brands")]
+    else:
+        names = [_text(_field(item, "brand", "text")) for item in _items(raw, "campaignBrandSet")]
+    return ", ".join(dict.fromkeys(name for name in names if name and name != "None")) or None
+
+
+def _file_names(raw: dict[str, Any]) -> dict[str, str]:
+    """Each executable hash (lower case) of a malware threat, to its file name."""
+    names: dict[str, str] = {}
+    for exe in _items(raw, "executableSet"):
+        name = _text(exe.get("fileName"))
+        for key in ("md5Hex", "sha1Hex", "sha256Hex"):
+            digest = _text(exe.get(key))
+            if name and digest:
+                names.setdefault(digest.lower(), name)
+    return names
+
+
+def _url_objects(raw: dict[str, Any]) -> dict[str, tuple[str | None, str | None]]:
+    """Each URL of a phish threat, to its (host, registered domain) from the URL object."""
+    objects = [raw.get("phishingURL_1"), *_items(raw, "actionURLs_1"), *_items(raw, "reportedURLs_1")]
+    found: dict[str, tuple[str | None, str | None]] = {}
+    for url_object in objects:
+        if isinstance(url_object, dict) and (url := _text(url_object.get("url"))):
+            host = _text(url_object.get("host"))
+            found.setdefault(url, (host, _text(url_object.get("domain")) or host))
+    return found
+
+
+def _cut(key: str, value: str) -> str:
+    return value[:_LIMITS.get(key, _DEFAULT_LIMIT)]

@@ -1,0 +1,225 @@
+"""Sending syslog messages: the RFC 5424 and RFC 3164 headers, and UDP, TCP, TLS or a file.
+
+A transport takes whole messages (bytes, no newline) with :meth:`Transport.send` and
+raises OSError (``ssl.SSLError`` and ``socket.gaierror`` are OSErrors) when it cannot.
+:meth:`Transport.flush` is the commit: it returns only when what was sent is as safe as the
+transport can make it.
+
+UDP
+    One datagram per message, on a connected socket, so an ICMP "port unreachable" from
+    the receiver comes back as ECONNREFUSED (checked again at :meth:`flush`).
+TCP and TLS
+    Octet-counted framing (RFC 6587 3.4.1: ``<length> <message>``) or, for receivers that
+    only split on line ends, a newline after each message (``lf``). Before each message the
+    socket is polled: a receiver that closed the connection (a restart, an idle timeout) is
+    reconnected to first; a write that fails is retried once on a new connection.
+    :meth:`flush` fails if the receiver closed the connection after the last write, because
+    TCP cannot tell whether it read what was in flight: the run then fails and the next
+    one sends the events again. TLS verifies the receiver's certificate and host name
+    against the system CAs or ``ca_bundle``, and may present a client certificate.
+file
+    The messages of each commit are appended in one write and fsynced at :meth:`flush`
+    (see :func:`phishme_intel.outfiles.append_lines`): a failed run appends nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import select
+import socket
+import ssl
+import time
+from typing import Protocol
+
+from .atomic import fsync_folder
+from .outfiles import NEW_FILE_MODE, append_lines
+
+log = logging.getLogger(__name__)
+
+APP_NAME = "phishme-intel"
+FACILITIES = {
+    "kern": 0, "user": 1, "mail": 2, "daemon": 3, "auth": 4, "syslog": 5, "lpr": 6, "news": 7, "uucp": 8,
+    "cron": 9, "authpriv": 10, "ftp": 11, **{f"local{n}": 16 + n for n in range(8)},
+}
+MAX_DATAGRAM = 65507
+RECONNECT_ATTEMPTS = 3
+RECONNECT_DELAY = 0.2
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def syslog_severity(cef_severity: int) -> int:
+    """The syslog severity for a CEF severity: 9-10 critical, 7-8 warning, 4-6 notice, else informational."""
+    if cef_severity >= 9:
+        return 2
+    if cef_severity >= 7:
+        return 4
+    return 5 if cef_severity >= 4 else 6
+
+
+def header(style: str, facility: int, severity: int, hostname: str, now: float | None = None) -> str:
+    """The syslog header (ending in a space) that goes before a message; empty for style ``none``.
+
+    ``rfc5424``: ``<PRI>1 2026-11-23T11:30:00.123Z host phishme-intel 4242 - - ``;
+    ``rfc3164``: ``<PRI>Nov 23 11:30:00 host phishme-intel[4242]: `` (local time).
+    """
+    if style == "none":
+        return ""
+    moment = time.time() if now is None else now
+    priority = f"<{facility * 8 + severity}>"
+    if style == "rfc5424":
+        stamp = dt.datetime.fromtimestamp(moment, dt.timezone.utc).isoformat(timespec="milliseconds")
+        return f"{priority}1 {stamp.replace('+00:00', 'Z')} {hostname} {APP_NAME} {os.getpid()} - - "
+    local = time.localtime(moment)
+    stamp = f"{_MONTHS[local.tm_mon - 1]} {local.tm_mday:2d} {time.strftime('%H:%M:%S', local)}"
+    return f"{priority}{stamp} {hostname} {APP_NAME}[{os.getpid()}]: "
+
+
+class Transport(Protocol):
+    """Where messages go. ``destination`` names it for messages: ``tcp://siem.example.com:514``."""
+
+    destination: str
+
+    def open(self) -> None: ...
+
+    def send(self, message: bytes) -> None: ...
+
+    def flush(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class UdpTransport:
+    """One datagram per message; messages longer than a datagram can carry are cut."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.destination = f"udp://{host}:{port}"
+        self._socket: socket.socket | None = None
+
+    def open(self) -> None:
+        family, kind, proto, _, address = socket.getaddrinfo(self.host, self.port, type=socket.SOCK_DGRAM)[0]
+        self._socket = socket.socket(family, kind, proto)
+        self._socket.connect(address)
+
+    def send(self, message: bytes) -> None:
+        if self._socket is None:
+            raise ConnectionError("not open")
+        self._socket.send(message[:MAX_DATAGRAM])
+
+    def flush(self) -> None:
+        if self._socket is not None and (error := self._socket.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)):
+            raise OSError(error, os.strerror(error))
+
+    def close(self) -> None:
+        if self._socket is not None:
+            self._socket.close()
+            self._socket = None
+
+
+class TcpTransport:
+    """A stream connection, plain or TLS (``tls`` an SSLContext), reconnected when the receiver drops it."""
+
+    def __init__(self, host: str, port: int, timeout: float, framing: str, tls: ssl.SSLContext | None) -> None:
+        self.host, self.port, self.timeout, self.framing, self.tls = host, port, timeout, framing, tls
+        self.destination = f"{'tls' if tls else 'tcp'}://{host}:{port}"
+        self._socket: socket.socket | None = None
+
+    def open(self) -> None:
+        self._connect()
+
+    def send(self, message: bytes) -> None:
+        frame = b"%d %s" % (len(message), message) if self.framing == "octet" else message + b"\n"
+        if self._socket is None or self._closed_by_peer():
+            self._reconnect("the receiver closed the connection")
+        try:
+            self._connection().sendall(frame)
+        except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, ssl.SSLEOFError) as exc:
+            self._reconnect(f"a write failed ({exc.strerror or exc})")
+            self._connection().sendall(frame)
+
+    def flush(self) -> None:
+        if self._socket is not None and self._closed_by_peer():
+            self.close()
+            raise ConnectionResetError(
+                "the receiver closed the connection after the last event was sent; TCP cannot tell whether "
+                "it read them all, so they will be sent again"
+            )
+
+    def close(self) -> None:
+        if self._socket is not None:
+            self._socket.close()
+            self._socket = None
+
+    def _connection(self) -> socket.socket:
+        if self._socket is None:
+            raise ConnectionError("not connected")
+        return self._socket
+
+    def _connect(self) -> None:
+        connection = socket.create_connection((self.host, self.port), timeout=self.timeout)
+        try:
+            if self.tls is not None:
+                connection = self.tls.wrap_socket(connection, server_hostname=self.host)
+        except BaseException:
+            connection.close()
+            raise
+        self._socket = connection
+
+    def _reconnect(self, why: str) -> None:
+        self.close()
+        for attempt in range(RECONNECT_ATTEMPTS):
+            try:
+                self._connect()
+                log.info("%s: %s; reconnected", self.destination, why)
+                return
+            except OSError:
+                if attempt == RECONNECT_ATTEMPTS - 1:
+                    raise
+                time.sleep(RECONNECT_DELAY * 2**attempt)
+
+    def _closed_by_peer(self) -> bool:
+        """Whether the receiver has closed the connection (it never sends data, so readable means closing)."""
+        connection = self._connection()
+        readable, _, _ = select.select([connection], [], [], 0)
+        if not readable:
+            return False
+        connection.setblocking(False)
+        try:
+            if isinstance(connection, ssl.SSLSocket):
+                return connection.recv(1) == b""
+            return connection.recv(1, socket.MSG_PEEK) == b""
+        except (ssl.SSLWantReadError, BlockingIOError):
+            return False
+        except OSError:
+            return True
+        finally:
+            connection.settimeout(self.timeout)
+
+
+class FileTransport:
+    """Messages appended to a file, one per line, at each commit."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.destination = path
+        self._pending: list[bytes] = []
+
+    def open(self) -> None:
+        """Create the file if need be, so an unwritable path fails the run before anything is sent."""
+        existed = os.path.exists(self.path)
+        os.close(os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, NEW_FILE_MODE))
+        if not existed:
+            fsync_folder(os.path.dirname(os.path.abspath(self.path)))
+
+    def send(self, message: bytes) -> None:
+        self._pending.append(message)
+
+    def flush(self) -> None:
+        if self._pending:
+            append_lines(self.path, self._pending)
+            self._pending.clear()
+
+    def close(self) -> None:
+        self._pending.clear()
