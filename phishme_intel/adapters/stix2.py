@@ -127,6 +127,7 @@ class Stix2Adapter(Adapter):
             self._write(self._run_file(), _bundle(objects))
         for ref, held in self._pending.items():
             self._write(self._state_file(ref), _bundle(held))
+        self.log.debug("wrote the bundles of %d threats to %s", len(self._pending), self.folder)
         self._pending.clear()
 
     def close(self) -> None:
