@@ -30,7 +30,7 @@ class ConfigCheckpoint:
         self.path = config_path
 
     def save(self, state: SyncState) -> None:
-        """Write ``state`` into the file; a key whose value is None is emptied (or not added).
+        """Write ``state`` into the file: ``position`` emptied when None, backfill keys removed.
 
         Raises CheckpointError (the file left as it was) when it cannot be read or written.
         """
@@ -54,7 +54,11 @@ class ConfigCheckpoint:
 
 
 def _apply(section: Section, state: SyncState) -> None:
-    """Set the state's keys in ``section``; a missing key goes after the one before it (or the last key)."""
+    """Set the state's keys in ``section``; a missing key goes after the one before it (or the last key).
+
+    The backfill keys exist only while a backfill is in progress, so that a finished
+    backfill leaves config.ini as it was but for the position line.
+    """
     previous = None
     for key, value in (
         ("position", state.position),
@@ -62,7 +66,9 @@ def _apply(section: Section, state: SyncState) -> None:
         ("backfill_done", state.backfill_done),
     ):
         text = "" if value is None else str(value)
-        if key in section:
+        if key in section and value is None and key != "position":
+            del section[key]
+        elif key in section:
             if (section[key].value or "").strip() != text:
                 section[key] = text
         elif value is not None:

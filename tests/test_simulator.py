@@ -423,3 +423,13 @@ def test_command_line_serves_until_sigterm(tmp_path: Path) -> None:
             process.kill()
     assert process.returncode == 0
     assert output == f"simulator listening on http://127.0.0.1:{port}/apiv1\n"
+
+
+def test_a_fault_can_wait_for_n_matching_requests_and_be_cleared():
+    dataset = Dataset(seed=1, malware=2, phish=0, days=1)
+    with Simulator(dataset, user="u", password="p") as sim:
+        sim.faults.add("503", times=5, path="/feed/", after=2)
+        statuses = [requests.get(f"{sim.url}/feed/", auth=("u", "p"), timeout=5).status_code for _ in range(3)]
+        sim.faults.clear()
+        statuses.append(requests.get(f"{sim.url}/feed/", auth=("u", "p"), timeout=5).status_code)
+    assert statuses == [200, 200, 503, 200]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import sqlite3
 
 import pytest
@@ -12,12 +13,14 @@ import phishme_intel
 from phishme_intel.errors import ApiUnavailable
 from phishme_intel.simulator import Simulator
 
+backfill_module = importlib.import_module("phishme_intel.sync.backfill")
+
 
 def _state(config):
     updater = ConfigUpdater()
     updater.read(config)
     api = updater["pm_api"]
-    return {key: api[key].value for key in ("position", "backfill_until", "backfill_done")}
+    return {key: api[key].value if key in api else None for key in ("position", "backfill_until", "backfill_done")}
 
 
 def test_first_run_backfills_every_live_threat_and_stores_a_position(config, dataset):
@@ -30,7 +33,7 @@ def test_first_run_backfills_every_live_threat_and_stores_a_position(config, dat
     assert held["indicators"] > len(dataset.live_ids())
     state = _state(config)
     assert state["position"] and report.position == state["position"]
-    assert state["backfill_until"] == state["backfill_done"] == ""
+    assert state["backfill_until"] is None and state["backfill_done"] is None
 
 
 def test_second_run_follows_updates_with_changes_and_deletions(config, dataset, simulator):
@@ -82,7 +85,7 @@ def test_replaying_an_already_delivered_page_changes_nothing(config, dataset):
 
 
 def test_backfill_interrupted_by_an_outage_resumes_from_its_checkpoint(tmp_path, simulator, dataset, monkeypatch):
-    monkeypatch.setattr("phishme_intel.sync.backfill.COMMIT_EVERY_THREATS", 1)
+    monkeypatch.setattr(backfill_module, "COMMIT_EVERY_THREATS", 1)
     config = write_config(tmp_path, simulator.url, pm_api={"max_retries": "1", "concurrency": "1"})
     _fail_after(simulator, 8)
 
@@ -105,7 +108,7 @@ def test_backfill_interrupted_by_an_outage_resumes_from_its_checkpoint(tmp_path,
 
 
 def test_deletion_during_an_interrupted_backfill_is_not_lost(tmp_path, simulator, dataset, monkeypatch):
-    monkeypatch.setattr("phishme_intel.sync.backfill.COMMIT_EVERY_THREATS", 1)
+    monkeypatch.setattr(backfill_module, "COMMIT_EVERY_THREATS", 1)
     config = write_config(tmp_path, simulator.url, pm_api={"max_retries": "0", "concurrency": "1"})
     _fail_after(simulator, 12)
     with pytest.raises(ApiUnavailable):

@@ -143,6 +143,11 @@ class Dataset:
         """Delete ``n`` random live threats now (they leave every search); returns their keys."""
         with self._lock:
             keys = self._sample(n)
+        return self.delete_keys(keys)
+
+    def delete_keys(self, keys: list[Key]) -> list[Key]:
+        """Delete the given live threats now (they leave every search); returns their keys."""
+        with self._lock:
             for key in keys:
                 del self._live[key]
                 if self._documents is not None:

@@ -32,13 +32,15 @@ _HTML_OUTAGE = (
 
 @dataclass
 class Fault:
-    """One queued fault; ``times`` counts the requests it still applies to."""
+    """One queued fault; ``times`` counts the requests it still applies to, after letting
+    ``after`` matching requests through untouched."""
 
     kind: str
     times: int = 1
     path: str | None = None
     retry_after: int | None = None
     seconds: float | None = None
+    after: int = 0
 
     def matches(self, path: str) -> bool:
         """Whether this fault applies to a request for ``path``."""
@@ -78,15 +80,16 @@ class FaultQueue:
         path: str | None = None,
         retry_after: int | None = None,
         seconds: float | None = None,
+        after: int = 0,
     ) -> Fault:
         """Queue a fault; raises ValueError for an unknown kind or bad numbers."""
         if kind not in KINDS:
             raise ValueError(f"unknown fault kind {kind!r}; expected one of {sorted(KINDS)}")
-        if times < 1:
-            raise ValueError("times must be at least 1")
+        if times < 1 or after < 0:
+            raise ValueError("times must be at least 1 and after at least 0")
         if kind == "stall" and (seconds is None or seconds < 0):
             raise ValueError("a stall needs seconds >= 0")
-        fault = Fault(kind, times, path, retry_after, seconds)
+        fault = Fault(kind, times, path, retry_after, seconds, after)
         with self._lock:
             self._faults.append(fault)
         return fault
@@ -95,12 +98,19 @@ class FaultQueue:
         """The oldest fault matching ``path``, counting one use of it; None if none applies."""
         with self._lock:
             for fault in self._faults:
-                if fault.matches(path):
+                if fault.matches(path) and fault.after > 0:
+                    fault.after -= 1
+                elif fault.matches(path):
                     fault.times -= 1
                     if fault.times == 0:
                         self._faults.remove(fault)
                     return fault
         return None
+
+    def clear(self) -> None:
+        """Drop every queued fault."""
+        with self._lock:
+            self._faults.clear()
 
     def __len__(self) -> int:
         with self._lock:

@@ -217,6 +217,7 @@ class Simulator:
             path=first_param(params, "path"),
             retry_after=None if retry_after is None else int(retry_after),
             seconds=None if seconds is None else float(seconds),
+            after=int(first_param(params, "after") or 0),
         )
 
 
