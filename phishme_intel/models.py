@@ -49,6 +49,7 @@ INDICATOR_KINDS = (
     "url", "domain", "ipv4", "email", "md5", "sha1", "sha256", "subject", "sender_ip", "sender_email",
 )
 _PREFIX = {MALWARE: "m", PHISH: "p"}
+_MAX_INTEGER = 2**63 - 1  # ids and times must fit a 64-bit signed integer (SQLite's INTEGER)
 _HASH_LENGTHS = {"md5": 32, "sha1": 40, "sha256": 64}
 
 
@@ -86,6 +87,7 @@ class Threat:
     last_published: int
     raw: dict[str, Any] = field(repr=False)
     _indicators: list[Indicator] | None = field(default=None, repr=False)
+    _json: str | None = field(default=None, repr=False)
 
     @property
     def ref(self) -> ThreatRef:
@@ -93,8 +95,10 @@ class Threat:
 
     @property
     def json(self) -> str:
-        """The threat's JSON text, compact."""
-        return json.dumps(self.raw, separators=(",", ":"), ensure_ascii=False)
+        """The threat's JSON text, compact; computed once."""
+        if self._json is None:
+            self._json = json.dumps(self.raw, separators=(",", ":"), ensure_ascii=False)
+        return self._json
 
     @property
     def indicators(self) -> list[Indicator]:
@@ -134,7 +138,12 @@ def parse_threat(raw: Any) -> Threat:
         first = _time(raw, "firstDate", "confirmedDate", "lastDate")
         last = _time(raw, "lastDate", "confirmedDate", "firstDate")
         label = raw.get("title")
-    return Threat(kind, threat_id, label if isinstance(label, str) else "", first, last, raw)
+    threat = Threat(kind, threat_id, label if isinstance(label, str) else "", first, last, raw)
+    try:
+        threat.json.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ThreatFormatError(f"threat {threat_id} holds text that is not valid Unicode (a lone surrogate)") from None
+    return threat
 
 
 def parse_changelog_entry(raw: Any) -> ChangelogEntry:
@@ -164,19 +173,17 @@ def _threat_kind(raw: dict[str, Any]) -> str:
 
 
 def _whole_number(value: Any, name: str) -> int:
-    if isinstance(value, bool):
-        raise ThreatFormatError(f"{name} must be a whole number, not {value!r}")
-    if isinstance(value, int) and value >= 0:
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 19:
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= _MAX_INTEGER:
         return value
-    if isinstance(value, str) and value.isdigit():
-        return int(value)
     raise ThreatFormatError(f"{name} must be a whole number, not {value!r}")
 
 
 def _time(raw: dict[str, Any], *keys: str) -> int:
     for key in keys:
         value = raw.get(key)
-        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        if isinstance(value, int) and not isinstance(value, bool) and 0 < value <= _MAX_INTEGER:
             return value
     raise ThreatFormatError(f"threat {raw.get('id')!r} has no usable {keys[0]}")
 

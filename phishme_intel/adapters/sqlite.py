@@ -86,6 +86,7 @@ class SqliteAdapter(Adapter):
             raise AdapterError(self.name, f"cannot open {self.path}: {exc}") from None
 
     def deliver(self, threats: Sequence[Threat]) -> None:
+        threats = list({t.ref: t for t in threats}.values())  # a threat twice in one batch: the last one counts
         refs = [(t.kind, t.id) for t in threats]
         try:
             self.db.executemany(
