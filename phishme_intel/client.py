@@ -142,7 +142,6 @@ class ApiClient:
         if session is None:
             session = requests.Session()
             session.auth = (self.api.user, self.api.password)
-            session.verify = self.api.verify
             session.headers["User-Agent"] = f"phishme-intel/{__version__}"
             session.headers["Accept"] = "application/json"
             if self._proxies:
@@ -183,7 +182,7 @@ class ApiClient:
             self.requests_made += 1
         try:
             response = self._session().request(
-                method, self.base_url + path, params=params, timeout=self.api.timeout
+                method, self.base_url + path, params=params, timeout=self.api.timeout, verify=self.api.verify
             )
         except requests.exceptions.SSLError:
             raise ApiUnavailable(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import logging
 
 import pytest
@@ -58,7 +59,7 @@ def test_retries_back_off_exponentially(client, simulator):
     client.check()
 
     times = [r.time for r in simulator.requests]
-    gaps = [later - earlier for earlier, later in zip(times, times[1:], strict=False)]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
     assert gaps[0] >= 0.025 and gaps[1] >= 0.05 and gaps[2] >= 0.1
     assert gaps[2] > gaps[0]
 

@@ -25,7 +25,7 @@ BAD = [
     ({"pm_api": {"max_retries": "-1"}}, "[pm_api] max_retries: must be a whole number from 0 to 20, not -1"),
     ({"pm_api": {"timeout": "0"}}, "[pm_api] timeout: must be a number from 1 to 600, not 0"),
     ({"pm_api": {"concurrency": "64"}}, "[pm_api] concurrency: must be a whole number from 1 to 16, not 64"),
-    ({"pm_api": {"backfill_done": "100", "backfill_until": ""}}, "[pm_api] backfill_done: is set without backfill_until"),
+    ({"pm_api": {"backfill_done": "100"}}, "[pm_api] backfill_done: is set without backfill_until"),
     ({"pm_product": {"intelligence": "False", "brand_intelligence": "False"}}, "[pm_product]: intelligence and"),
     ({"local_log": {"log_level": "chatty"}}, "[local_log] log_level: must be one of debug, info, warning, error"),
     ({"local_log": {"log_file": "/no/such/folder/x.log"}}, "[local_log] log_file: the folder /no/such/folder does"),
