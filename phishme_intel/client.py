@@ -10,19 +10,21 @@ jitter on connection failures, truncated or invalid answers, 429 and 5xx, honour
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import requests
 
 from .config import ApiSettings, ProxySettings
 from .errors import ApiResponseError, ApiUnavailable, AuthError, UnknownPosition
+from .jsontext import decode_keeping
 from .models import ThreatRef
 from .version import __version__
 
@@ -35,13 +37,15 @@ _RETRYABLE = (
     requests.exceptions.ChunkedEncodingError,
     requests.exceptions.ContentDecodingError,
 )
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
 class SearchPage:
-    """One page of ``/threat/search``: raw threat objects and the page counts."""
+    """One page of ``/threat/search``: raw threat objects, the JSON text of each, and the page counts."""
 
     threats: list[Any]
+    texts: list[str]
     page: int
     total_pages: int
     total_elements: int | None
@@ -100,31 +104,29 @@ class ApiClient:
 
     def check(self) -> None:
         """Test the connection and the credentials with ``GET /feed/``."""
-        self._call("GET", "/feed/", {})
+        self._call("GET", "/feed/", {}, _data)
 
     def search_window(self, begin: int, end: int, page: int, threat_type: str) -> SearchPage:
         """Page ``page`` (0-based) of the threats last published in ``[begin, end]`` (epoch s)."""
-        data = self._call("POST", "/threat/search", {
+        return self._call("POST", "/threat/search", {
             "beginTimestamp": begin, "endTimestamp": end, "threatType": threat_type,
             "resultsPerPage": self.api.results_per_page, "page": page,
-        })
-        return _search_page(data)
+        }, _search_page)
 
-    def search_ids(self, refs: Sequence[ThreatRef]) -> list[Any]:
+    def search_ids(self, refs: Sequence[ThreatRef]) -> SearchPage:
         """The current JSON of up to 100 threats by id; deleted threats are simply absent."""
         if not 0 < len(refs) <= 100:
             raise ValueError("search_ids takes 1 to 100 threat ids")
-        data = self._call("POST", "/threat/search", {
+        return self._call("POST", "/threat/search", {
             "threatId": [ref.api_id for ref in refs], "resultsPerPage": 100, "page": 0,
-        })
-        return _search_page(data).threats
+        }, _search_page)
 
     def updates(self, *, position: str | None = None, timestamp: int | None = None) -> UpdatesPage:
         """The changes after ``position``, or after ``timestamp`` (whole epoch seconds)."""
         if (position is None) == (timestamp is None):
             raise ValueError("updates takes exactly one of position and timestamp")
         params: dict[str, Any] = {"position": position} if position else {"timestamp": int(timestamp or 0)}
-        data = self._call("POST", "/threat/updates", params)
+        data = self._call("POST", "/threat/updates", params, _data)
         changelog, next_position = data.get("changelog"), data.get("nextPosition")
         if not isinstance(changelog, list) or not isinstance(next_position, str) or not next_position:
             raise ApiResponseError("POST /threat/updates answered without a changelog list and nextPosition")
@@ -151,13 +153,16 @@ class ApiClient:
                 self._sessions.append(session)
         return session
 
-    def _call(self, method: str, path: str, params: dict[str, Any]) -> dict[str, Any]:
-        """One API call with retries; returns the answer's ``data`` object."""
+    def _call(self, method: str, path: str, params: dict[str, Any], decode: Callable[[bytes], T]) -> T:
+        """One API call with retries; returns ``decode`` of the answer's body.
+
+        ``decode`` raises _Retry when the body is not a JSON answer that says success.
+        """
         attempts = self.api.max_retries + 1
         for attempt in range(attempts):
             self._throttle.wait()
             try:
-                return self._attempt(method, path, params)
+                return self._attempt(method, path, params, decode)
             except _Retry as retry:
                 if attempt + 1 == attempts:
                     raise ApiUnavailable(
@@ -177,7 +182,7 @@ class ApiClient:
         base = min(MAX_BACKOFF, self.api.retry_backoff * 2**attempt)
         return base / 2 + random.uniform(0, base / 2)
 
-    def _attempt(self, method: str, path: str, params: dict[str, Any]) -> dict[str, Any]:
+    def _attempt(self, method: str, path: str, params: dict[str, Any], decode: Callable[[bytes], T]) -> T:
         with self._lock:
             self.requests_made += 1
         try:
@@ -207,19 +212,34 @@ class ApiClient:
             )
         if status >= 300:
             raise ApiResponseError(f"{method} {path} answered HTTP {status}: {_snippet(response.text)}")
-        try:
-            body = response.json()
-        except ValueError:
-            raise _Retry("the answer is not valid JSON") from None
-        if not isinstance(body, dict) or body.get("success") is not True:
-            raise _Retry("the answer does not say success")
-        data = body.get("data")
-        if not isinstance(data, dict | list):
-            raise _Retry("the answer has no data")
-        return data if isinstance(data, dict) else {"items": data}
+        return decode(response.content)
 
 
-def _search_page(data: dict[str, Any]) -> SearchPage:
+def _data(content: bytes) -> dict[str, Any]:
+    """The ``data`` object of an answer's body."""
+    try:
+        body = json.loads(content)
+    except ValueError:
+        raise _Retry("the answer is not valid JSON") from None
+    return _data_of(body)
+
+
+def _data_of(body: Any) -> dict[str, Any]:
+    if not isinstance(body, dict) or body.get("success") is not True:
+        raise _Retry("the answer does not say success")
+    data = body.get("data")
+    if not isinstance(data, dict | list):
+        raise _Retry("the answer has no data")
+    return data if isinstance(data, dict) else {"items": data}
+
+
+def _search_page(content: bytes) -> SearchPage:
+    """A search answer's body, each threat's JSON text kept as received (see :mod:`.jsontext`)."""
+    try:
+        body, texts = decode_keeping(content.decode("utf-8-sig"), ("data", "threats"))
+    except ValueError:
+        raise _Retry("the answer is not valid JSON") from None
+    data = _data_of(body)
     threats = data.get("threats")
     page = data.get("page") if isinstance(data.get("page"), dict) else {}
     if not isinstance(threats, list):
@@ -227,6 +247,7 @@ def _search_page(data: dict[str, Any]) -> SearchPage:
     total, current, elements = (page.get(key) for key in ("totalPages", "currentPage", "totalElements"))
     return SearchPage(
         threats,
+        texts,
         current if isinstance(current, int) else 0,
         total if isinstance(total, int) and total >= 0 else 1,
         elements if isinstance(elements, int) else None,

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
@@ -51,6 +52,7 @@ INDICATOR_KINDS = (
 _PREFIX = {MALWARE: "m", PHISH: "p"}
 _MAX_INTEGER = 2**63 - 1  # ids and times must fit a 64-bit signed integer (SQLite's INTEGER)
 _HASH_LENGTHS = {"md5": 32, "sha1": 40, "sha256": 64}
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 class ThreatRef(NamedTuple):
@@ -95,7 +97,7 @@ class Threat:
 
     @property
     def json(self) -> str:
-        """The threat's JSON text, compact; computed once."""
+        """The threat's JSON text: as the API sent it when that was kept, else compact; computed once."""
         if self._json is None:
             self._json = json.dumps(self.raw, separators=(",", ":"), ensure_ascii=False)
         return self._json
@@ -121,10 +123,13 @@ class ChangelogEntry:
     occurred_on: int | None
 
 
-def parse_threat(raw: Any) -> Threat:
+def parse_threat(raw: Any, text: str | None = None) -> Threat:
     """Build a :class:`Threat` from one threat object of an API answer.
 
-    Raises ThreatFormatError when the object has no usable type, id or publication time.
+    ``text`` is the object's JSON text as received (decoded from UTF-8), kept as the threat's
+    :attr:`~Threat.json`; without it the JSON text is encoded from ``raw``. Raises
+    ThreatFormatError when the object has no usable type, id or publication time, or holds
+    text that is not valid Unicode.
     """
     if not isinstance(raw, dict):
         raise ThreatFormatError(f"a threat must be a JSON object, not {type(raw).__name__}")
@@ -138,12 +143,24 @@ def parse_threat(raw: Any) -> Threat:
         first = _time(raw, "firstDate", "confirmedDate", "lastDate")
         last = _time(raw, "lastDate", "confirmedDate", "firstDate")
         label = raw.get("title")
-    threat = Threat(kind, threat_id, label if isinstance(label, str) else "", first, last, raw)
+    label = label if isinstance(label, str) else ""
+    return Threat(kind, threat_id, label, first, last, raw, _json=_json_text(raw, text, threat_id))
+
+
+def _json_text(raw: dict[str, Any], text: str | None, threat_id: int) -> str:
+    """``text``, or ``raw`` encoded; raises ThreatFormatError if the threat holds a lone surrogate.
+
+    Text decoded from UTF-8 holds no lone surrogate, but a ``\\udXXX`` escape in it may decode
+    to one: only then is the decoded threat encoded again to find out.
+    """
+    if text is not None and not _SURROGATE_ESCAPE.search(text):
+        return text
+    encoded = json.dumps(raw, separators=(",", ":"), ensure_ascii=False)
     try:
-        threat.json.encode("utf-8")
+        encoded.encode("utf-8")
     except UnicodeEncodeError:
         raise ThreatFormatError(f"threat {threat_id} holds text that is not valid Unicode (a lone surrogate)") from None
-    return threat
+    return encoded if text is None else text
 
 
 def parse_changelog_entry(raw: Any) -> ChangelogEntry:

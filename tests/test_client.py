@@ -101,7 +101,7 @@ def test_requests_reuse_one_connection(client, simulator, dataset):
     refs = [ThreatRef(kind, tid) for kind, tid in sorted(dataset.live_ids())[:50]]
 
     for _ in range(5):
-        assert len(client.search_ids(refs)) == 50
+        assert len(client.search_ids(refs).threats) == 50
 
     assert simulator.connections == 1
 
@@ -110,7 +110,7 @@ def test_search_by_id_leaves_out_deleted_threats(client, dataset):
     keys = sorted(dataset.live_ids())[:10]
     dataset.delete_keys(keys[:3])
 
-    threats = client.search_ids([ThreatRef(kind, tid) for kind, tid in keys])
+    threats = client.search_ids([ThreatRef(kind, tid) for kind, tid in keys]).threats
 
     assert {(t["threatType"].lower(), t["id"]) for t in threats} == set(keys[3:])
 

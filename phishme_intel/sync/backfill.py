@@ -98,7 +98,7 @@ def _plan(run: Run, stream: Stream, start: int, until: int, threat_type: str) ->
 
 
 def _deliver(run: Run, page: SearchPage) -> int:
-    threats = run.parse(page.threats)
+    threats = run.parse(page.threats, page.texts)
     run.products.deliver(threats)
     run.report.delivered += len(threats)
     run.progress()

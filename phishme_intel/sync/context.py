@@ -65,12 +65,15 @@ class Run:
         """The threat kinds config asks for: ``malware``, ``phish`` or both."""
         return tuple(kind for kind, on in ((MALWARE, self.api.malware), (PHISH, self.api.phish)) if on)
 
-    def parse(self, raws: Iterable[Any]) -> list[Threat]:
-        """The threats of one answer that parse and are of a wanted kind; one bad threat is logged and skipped."""
+    def parse(self, raws: Iterable[Any], texts: Iterable[str] | None = None) -> list[Threat]:
+        """The threats of one answer that parse and are of a wanted kind; one bad threat is logged and skipped.
+
+        ``texts``: the JSON text of each raw threat as received, when known (see :func:`parse_threat`).
+        """
         threats = []
-        for raw in raws:
+        for raw, text in zip(raws, texts, strict=True) if texts is not None else ((raw, None) for raw in raws):
             try:
-                threat = parse_threat(raw)
+                threat = parse_threat(raw, text)
             except ThreatFormatError as exc:
                 self.report.skipped_invalid += 1
                 log.warning("skipped a threat the API sent: %s", exc)

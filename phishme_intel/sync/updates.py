@@ -32,7 +32,7 @@ def follow(run: Run, *, position: str | None = None, timestamp: int | None = Non
             run.products.withdraw(value)
             run.report.withdrawn += len(value)
         elif kind == "batch":
-            threats = run.parse(result)
+            threats = run.parse(result.threats, result.texts)
             fresh = [t for t in threats if t.first_published >= expiry]
             run.report.skipped_expired += len(threats) - len(fresh)
             run.products.deliver(fresh)

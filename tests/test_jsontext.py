@@ -1,0 +1,90 @@
+"""Decoding a search answer while keeping each threat's JSON text as received."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from support import run_cli
+
+from phishme_intel.jsontext import decode_keeping
+
+PATH = ("data", "threats")
+values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4),
+    max_leaves=10,
+)
+
+
+@given(threats=st.lists(values, max_size=5), other=values, indent=st.sampled_from([None, 2]),
+       ascii_only=st.booleans())
+def test_decoding_gives_what_json_loads_gives_and_each_threats_own_text(threats, other, indent, ascii_only):
+    document = {"success": True, "data": {"page": {"totalPages": 1}, "threats": threats, "other": other}}
+    text = json.dumps(document, indent=indent, ensure_ascii=ascii_only)
+
+    decoded, texts = decode_keeping(text, PATH)
+
+    assert decoded == json.loads(text)
+    assert [json.loads(item) for item in texts] == threats
+    assert all(item == item.strip() for item in texts)
+
+
+def test_the_text_is_exactly_what_the_server_sent():
+    text = '{ "data" : { "threats" : [ {"id": 1,  "label":"caf\\u00e9"} , {"id":2} ] } , "success" : true }'
+
+    decoded, texts = decode_keeping(text, PATH)
+
+    assert texts == ['{"id": 1,  "label":"caf\\u00e9"}', '{"id":2}']
+    assert decoded["data"]["threats"][0]["label"] == "café"
+
+
+def test_a_member_given_twice_counts_once_the_last_time_as_in_json_loads():
+    text = '{"data": {"threats": [1, 2]}, "data": {"threats": [3]}}'
+
+    decoded, texts = decode_keeping(text, PATH)
+
+    assert decoded == json.loads(text)
+    assert texts == ["3"]
+
+
+@pytest.mark.parametrize("text", [
+    '{"data": {"threats": 5}}',
+    '{"data": [1, 2]}',
+    '{"success": true}',
+    "[]",
+])
+def test_no_array_at_the_path_gives_no_texts(text):
+    assert decode_keeping(text, PATH) == (json.loads(text), [])
+
+
+@pytest.mark.parametrize("text", [
+    "",
+    '{"data": {"threats": [1, 2}}',
+    '{"data": {"threats": [1 2]}}',
+    '{"data" {"threats": []}}',
+    "{data: 1}",
+    '{"data": {"threats": []}} extra',
+    '{"data": {"threats": [{"id": 1}, ]}}',
+])
+def test_text_that_is_not_one_json_document_is_a_value_error(text):
+    with pytest.raises(ValueError):
+        json.loads(text)
+    with pytest.raises(ValueError):
+        decode_keeping(text, PATH)
+
+
+def test_the_store_keeps_each_threats_json_exactly_as_the_api_sent_it(config, dataset):
+    sent = {key: text.decode() for key, text in zip(
+        sorted(dataset.live_ids()), dataset.threats_json(sorted(dataset.live_ids())), strict=True)}
+    assert any("\\u" in text for text in sent.values())  # some escapes the store must not re-encode
+
+    assert run_cli(config).returncode == 0
+
+    with sqlite3.connect(config.parent / "phishme_intel.sqlite3") as db:
+        rows = db.execute("SELECT threat_type, threat_id, json FROM threats")
+        stored = {(kind, tid): text for kind, tid, text in rows}
+    assert stored == sent
