@@ -310,10 +310,10 @@ def _check_paths(api: dict[str, Any], log: dict[str, Any], lock: dict[str, Any],
 
 
 def _status(status: dict[str, Any], log: dict[str, Any], problems: list[str]) -> StatusSettings:
-    """``[local_status]``; the status file defaults to the log file's folder."""
+    """``[local_status]``; the status file defaults to the log file's folder (checked with the log file)."""
     status_file = status["status_file"] or os.path.join(os.path.dirname(log["log_file"] or ""), STATUS_FILE)
-    for key, target in (("status_file", status_file), ("metrics_file", status["metrics_file"])):
-        if target and (problem := writable_file_problem(target)):
+    for key in ("status_file", "metrics_file"):
+        if status[key] and (problem := writable_file_problem(status[key])):
             problems.append(f"[local_status] {key}: {problem}")
     return StatusSettings(status_file, status["stale_after"], status["metrics_file"])
 

@@ -185,13 +185,14 @@ def test_the_metrics_file_parses_as_prometheus_text_with_the_run_facts(tmp_path,
     assert runs == {"success": 1, "failed": 1}
 
 
-def test_a_metrics_file_in_an_unwritable_place_is_a_config_error(tmp_path, simulator):
-    config = write_config(tmp_path, simulator.url, local_status={"metrics_file": "no/such/folder/x.prom"})
+@pytest.mark.parametrize("key", ["status_file", "metrics_file"])
+def test_a_status_or_metrics_file_in_a_missing_folder_is_a_config_error(tmp_path, simulator, key):
+    config = write_config(tmp_path, simulator.url, local_status={key: "no/such/folder/x"})
 
     result = run_cli(config)
 
     assert result.returncode == 78
-    assert "[local_status] metrics_file: the folder" in result.stderr
+    assert f"[local_status] {key}: the folder {tmp_path}/no/such/folder does not exist" in result.stderr
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="only root is refused")
