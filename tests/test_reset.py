@@ -12,6 +12,7 @@ from support import ROOT, cli_command, run_cli
 
 import phishme_intel
 from phishme_intel import config as config_module
+from phishme_intel.config import SyncState
 
 
 def _state_lines(config):
@@ -49,7 +50,8 @@ def test_reset_with_yes_clears_the_position_and_the_next_run_backfills(config, d
 
     assert result.returncode == 0, result.stderr
     assert "the next run backfills every threat since" in result.stdout
-    assert _state_lines(config) == ["position =", "backfill_until =", "backfill_done ="]
+    assert config_module.load(str(config)).state == SyncState()
+    assert _state_lines(config) == ["position ="]
     assert _other_lines(config) == others
     report = phishme_intel.run(str(config))
     assert (report.mode, report.delivered) == ("backfill", len(dataset.live_ids()))
