@@ -33,9 +33,9 @@ the sync catches for that one threat.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
@@ -245,29 +245,43 @@ def _host_of(value: Any) -> str | None:
         return None
 
 
-def _indicator(kind: str, value: str | None, **context: str | None) -> Indicator | None:
+def _lower_hex(length: int) -> Callable[[str], str | None]:
+    def normalise(value: str) -> str | None:
+        value = value.lower()
+        return value if len(value) == length and not value.strip("0123456789abcdef") else None
+
+    return normalise
+
+
+def _dotted_ipv4(value: str) -> str | None:
+    """``value`` if it is an IPv4 address as :class:`ipaddress.IPv4Address` writes it (its text form)."""
+    return value if _IPV4.fullmatch(value) else None
+
+
+_OCTET = "(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_IPV4 = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
+#: How each kind's values are normalised; None when the value is not of its kind. Kinds not
+#: named here are taken as they are.
+_NORMALISE: dict[str, Callable[[str], str | None]] = {
+    "domain": str.lower, "email": str.lower, "sender_email": str.lower,
+    **{kind: _lower_hex(length) for kind, length in _HASH_LENGTHS.items()},
+    "ipv4": _dotted_ipv4, "sender_ip": _dotted_ipv4,
+}
+_IMPACTS = frozenset(IMPACTS)
+
+
+def _indicator(
+    kind: str, value: str | None, impact: str | None = None, role: str | None = None, family: str | None = None
+) -> Indicator | None:
     """A normalised indicator, or None when the value is empty or not of its kind."""
     if value is None:
         return None
-    if kind in ("domain", "email", "sender_email"):
-        value = value.lower()
-    elif kind in _HASH_LENGTHS:
-        value = value.lower()
-        if len(value) != _HASH_LENGTHS[kind] or any(c not in "0123456789abcdef" for c in value):
+    normalise = _NORMALISE.get(kind)
+    if normalise is not None:
+        value = normalise(value)
+        if value is None:
             return None
-    elif kind in ("ipv4", "sender_ip"):
-        try:
-            value = str(ipaddress.IPv4Address(value))
-        except ValueError:
-            return None
-    impact = context.get("impact")
-    return Indicator(
-        kind,
-        value,
-        impact if impact in IMPACTS else None,
-        context.get("role"),
-        context.get("malware_family"),
-    )
+    return Indicator(kind, value, impact if impact in _IMPACTS else None, role, family)
 
 
 _BLOCK_KINDS = {"URL": "url", "Domain Name": "domain", "IPv4 Address": "ipv4", "Email": "email"}
@@ -281,16 +295,13 @@ def _malware_indicators(raw: dict[str, Any]) -> list[Indicator]:
             continue
         value = _url_of(block.get("data_1")) or _string(block.get("data"))
         found.append(_indicator(
-            kind, value, impact=_string(block.get("impact")), role=_string(block.get("role")),
-            malware_family=_family(block.get("malwareFamily")),
+            kind, value, _string(block.get("impact")), _string(block.get("role")), _family(block.get("malwareFamily"))
         ))
     for exe in _items(raw, "executableSet"):
         family = _family(exe.get("malwareFamily"))
         impact = _string(exe.get("severityLevel"))
         for kind, key in (("md5", "md5Hex"), ("sha1", "sha1Hex"), ("sha256", "sha256Hex")):
-            found.append(_indicator(
-                kind, _string(exe.get(key)), impact=impact, role="executable", malware_family=family,
-            ))
+            found.append(_indicator(kind, _string(exe.get(key)), impact, "executable", family))
     for key, kind, field_name in (
         ("subjectSet", "subject", "subject"),
         ("senderIpSet", "sender_ip", "ip"),
@@ -306,13 +317,13 @@ def _phish_indicators(raw: dict[str, Any]) -> list[Indicator]:
     urls += [(item, "reported") for item in _items(raw, "reportedURLs_1")]
     found: list[Indicator | None] = []
     for url_object, role in urls:
-        found.append(_indicator("url", _url_of(url_object), impact="Major", role=role))
-        found.append(_indicator("domain", _host_of(url_object), impact="Major", role=role))
+        found.append(_indicator("url", _url_of(url_object), "Major", role))
+        found.append(_indicator("domain", _host_of(url_object), "Major", role))
     ip_detail = raw.get("ipDetail")
     if isinstance(ip_detail, dict):
-        found.append(_indicator("ipv4", _string(ip_detail.get("ip")), impact="Major", role="phishing"))
+        found.append(_indicator("ipv4", _string(ip_detail.get("ip")), "Major", "phishing"))
     for kit in _items(raw, "kits"):
         for kit_file in _items(kit, "files"):
             for email in _items(kit_file, "emails"):
-                found.append(_indicator("email", _string(email.get("email")), role="kit"))
+                found.append(_indicator("email", _string(email.get("email")), None, "kit"))
     return [indicator for indicator in found if indicator is not None]
