@@ -1,0 +1,258 @@
+"""Killed anywhere, it loses nothing: ``kill -9`` at random instants and at the worst places.
+
+Every test runs the real CLI as a subprocess against the simulator (served from this
+process), kills it with SIGKILL, runs it again, and at the end compares the SQLite store
+with what one clean run against the same simulator produces: the same threats with the
+same JSON, the same indicator rows, no duplicate, and a tombstone for every threat deleted
+meanwhile. After every kill config.ini must still load, with every comment and every line
+but the three state lines exactly as they were.
+
+The json_files adapter writes beside the store: its threat files must equal a clean run's,
+and a consumer of its JSON Lines stream (keyed on the threat) must end up holding the same.
+
+The random instants come from a seeded generator: ``PHISHME_CRASH_SEED=<n>`` replays a run,
+``PHISHME_CRASH_KILLS=<n>`` sets the number of kills (default 30); ``pytest -m slow`` runs
+the long variant (200 kills).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import sqlite3
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from support import PASSWORD, ROOT, USER, cli_command, days_ago, run_cli, store, write_config
+
+from phishme_intel import config as config_module
+from phishme_intel.simulator import Dataset, Simulator
+
+SEED = int(os.environ.get("PHISHME_CRASH_SEED", "20261123"))
+KILLS = int(os.environ.get("PHISHME_CRASH_KILLS", "30"))
+STATE_KEYS = ("position", "backfill_until", "backfill_done")
+
+# Runs the CLI with a profile hook that SIGKILLs the process at the Nth call of a library
+# function (before the call starts or after it returned) made while a given function of ours
+# is on the stack: fault injection at the OS and library boundary, our own code untouched.
+# KILL_AT is "<commit|fsync|replace>:<module.function on the stack>:<before|after>:<N>".
+KILLER = """
+import os, signal, sqlite3, sys, threading
+
+CALLS = {
+    "commit": lambda f: getattr(f, "__qualname__", "") == "Connection.commit"
+    and isinstance(getattr(f, "__self__", None), sqlite3.Connection),
+    "fsync": lambda f: f is os.fsync,
+    "replace": lambda f: f is os.replace,
+}
+call, caller, moment, nth = os.environ["KILL_AT"].split(":")
+matches, event, seen = CALLS[call], "c_call" if moment == "before" else "c_return", 0
+
+
+def called_from(frame):
+    while frame is not None:
+        if f"{frame.f_globals.get('__name__')}.{frame.f_code.co_name}" == caller:
+            return True
+        frame = frame.f_back
+    return False
+
+
+def profile(frame, kind, arg):
+    global seen
+    if kind == event and matches(arg) and called_from(frame):
+        seen += 1
+        if seen == int(nth):
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+sys.setprofile(profile)
+threading.setprofile(profile)
+from phishme_intel.cli import main
+
+sys.exit(main())
+"""
+
+
+class Feed:
+    """The simulator and its dataset, with every deletion made during the test remembered."""
+
+    def __init__(self, simulator: Simulator, rng: random.Random) -> None:
+        self.simulator = simulator
+        self.dataset = simulator.dataset
+        self.rng = rng
+        self.deleted: set[tuple[str, int]] = set()
+
+    def publish(self, republish: int, delete: int, malware: int, phish: int) -> None:
+        """Re-publish, delete and add threats, as the vendor does between two runs."""
+        self.dataset.republish(republish)
+        self.deleted.update(self.dataset.delete(delete))
+        self.dataset.add(malware=malware, phish=phish)
+
+    def publish_some(self) -> None:
+        """A random amount of change, drawn from the test's seeded generator."""
+        rng = self.rng
+        self.publish(rng.randint(0, 200), rng.randint(0, 30), rng.randint(0, 50), rng.randint(0, 10))
+
+
+def crash_config(folder: Path, simulator: Simulator) -> Path:
+    """A config where a backfill takes many requests and the updates feed many pages; SQLite and JSON files."""
+    folder.mkdir(exist_ok=True)
+    return write_config(
+        folder, simulator.url,
+        pm_api={"init_date": days_ago(31), "results_per_page": "50", "concurrency": "2"},
+        integration_json_files={"use": "True", "layout": "flat", "jsonl_file": "threats.jsonl"},
+    )
+
+
+def without_state(text: str) -> list[str]:
+    """The lines of a config.ini that a run must never change: all but the state keys."""
+    return [line for line in text.splitlines() if line.partition("=")[0].strip() not in STATE_KEYS]
+
+
+def assert_config_intact(config: Path, original: str) -> None:
+    """config.ini loads, and every line but the state lines is as the user wrote it."""
+    assert without_state(config.read_text()) == without_state(original)
+    config_module.load(str(config))
+    for leftover in config.parent.glob(f".{config.name}.*.tmp"):
+        assert leftover.stat().st_mode & 0o077 == 0, f"{leftover} is readable by others"
+
+
+def contents(database: Path) -> dict[str, list[tuple[object, ...]]]:
+    """Every row a user can see in the store, in a stable order (tombstone times left out)."""
+    with sqlite3.connect(database) as db:
+        return {
+            "threats": db.execute("SELECT * FROM threats ORDER BY threat_type, threat_id").fetchall(),
+            "indicators": db.execute(
+                "SELECT * FROM indicators ORDER BY threat_type, threat_id, kind, value"
+            ).fetchall(),
+            "deleted": db.execute(
+                "SELECT threat_type, threat_id FROM deleted_threats ORDER BY threat_type, threat_id"
+            ).fetchall(),
+        }
+
+
+def json_files(folder: Path) -> dict[str, bytes]:
+    """The threat files the json_files adapter wrote, by path under its folder."""
+    root = folder / "phishme_intel_json"
+    return {str(file.relative_to(root)): file.read_bytes() for file in root.rglob("*.json")}
+
+
+def json_lines_state(folder: Path) -> dict[tuple[str, int], object]:
+    """What a consumer of the JSON Lines stream, keyed on (threat_type, threat_id), ends up holding."""
+    held: dict[tuple[str, int], object] = {}
+    for line in (folder / "threats.jsonl").read_text().splitlines():
+        event = json.loads(line)
+        key = (event["threat_type"], event["threat_id"])
+        if event["action"] == "upsert":
+            held[key] = event["threat"]
+        else:
+            held.pop(key, None)
+    return held
+
+
+def assert_same_as_one_clean_run(config: Path, feed: Feed, reference_folder: Path) -> None:
+    """The products hold exactly what a clean run from scratch holds, plus a tombstone per deletion."""
+    reference = run_cli(crash_config(reference_folder, feed.simulator))
+    assert reference.returncode == 0, reference.stderr
+    expected = contents(reference_folder / "phishme_intel.sqlite3")
+    actual = contents(config.parent / "phishme_intel.sqlite3")
+    assert {(kind, tid) for kind, tid, *_ in actual["threats"]} == feed.dataset.live_ids()
+    assert actual["threats"] == expected["threats"]
+    assert actual["indicators"] == expected["indicators"]
+    assert set(actual["deleted"]) == feed.deleted
+    assert store(config.parent / "phishme_intel.sqlite3")["duplicate_indicators"] == 0
+    assert json_files(config.parent) == json_files(reference_folder)
+    assert json_lines_state(config.parent) == json_lines_state(reference_folder)
+
+
+def run_killed_at(config: Path, place: str) -> int:
+    """The CLI's command line run through KILLER; its exit status (-9 when the kill point was reached)."""
+    python, _script, *arguments = cli_command(config)
+    result = subprocess.run(
+        [python, "-c", KILLER, *arguments],
+        capture_output=True, text=True, timeout=120, cwd=ROOT, env={**os.environ, "KILL_AT": place},
+    )
+    assert result.returncode in (0, -9), result.stderr
+    return result.returncode
+
+
+@pytest.fixture
+def crash_simulator() -> Iterator[Simulator]:
+    """2,000 malware and 500 phish threats over 30 days; changelog pages of 100 entries; 10 ms a request."""
+    dataset = Dataset(seed=SEED % 1000, malware=2000, phish=500, days=30)
+    with Simulator(dataset, user=USER, password=PASSWORD, latency=0.01, updates_page_size=100) as simulator:
+        yield simulator
+
+
+def kill_at_random_instants(tmp_path: Path, simulator: Simulator, kills: int, seed: int) -> None:
+    rng = random.Random(seed)
+    feed = Feed(simulator, rng)
+    config = crash_config(tmp_path / "crashed", simulator)
+    original = config.read_text()
+    estimate, runs, killed = 3.0, 0, 0
+    while killed < kills:
+        runs += 1
+        started = time.monotonic()
+        with open(tmp_path / "stderr.txt", "w+") as errors:
+            process = subprocess.Popen(cli_command(config), stdout=subprocess.DEVNULL, stderr=errors, cwd=ROOT)
+            try:
+                # every fourth run may finish: a backfill commits only at its end
+                process.wait(timeout=None if runs % 4 == 0 else rng.uniform(0.1, estimate))
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+                killed += 1
+            else:
+                errors.seek(0)
+                assert process.returncode == 0, f"seed {seed}, run {runs}: {errors.read()}"
+                estimate = time.monotonic() - started
+        assert_config_intact(config, original)
+        feed.publish_some()
+    final = run_cli(config)
+    assert final.returncode == 0, final.stderr
+    assert_config_intact(config, original)
+    assert_same_as_one_clean_run(config, feed, tmp_path / "reference")
+
+
+def test_killed_at_random_instants_then_rerun_it_ends_as_one_clean_run(tmp_path, crash_simulator):
+    kill_at_random_instants(tmp_path, crash_simulator, KILLS, SEED)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(3600)
+def test_killed_at_random_instants_many_times_it_ends_as_one_clean_run(tmp_path, crash_simulator):
+    kill_at_random_instants(tmp_path, crash_simulator, max(KILLS, 200), SEED + 1)
+
+
+@pytest.mark.parametrize(
+    "place",
+    [
+        pytest.param("commit:phishme_intel.adapters.sqlite.commit:after", id="after-the-store-commits"),
+        pytest.param("fsync:phishme_intel.adapters.json_files.commit:after", id="after-the-json-files-commit"),
+        pytest.param("fsync:phishme_intel.checkpoint.save:before", id="config-rewrite-before-it-is-durable"),
+        pytest.param("replace:phishme_intel.checkpoint.save:before", id="config-rewrite-before-the-rename"),
+        pytest.param("replace:phishme_intel.checkpoint.save:after", id="config-rewrite-after-the-rename"),
+    ],
+)
+def test_killed_at_each_worst_place_in_turn_it_ends_as_one_clean_run(tmp_path, place):
+    dataset = Dataset(seed=5, malware=300, phish=60, days=20)
+    with Simulator(dataset, user=USER, password=PASSWORD, updates_page_size=20) as simulator:
+        feed = Feed(simulator, random.Random(SEED))
+        config = crash_config(tmp_path / "crashed", simulator)
+        original = config.read_text()
+        for phase in ("backfill", "updates"):
+            if phase == "updates":
+                feed.publish(republish=40, delete=15, malware=20, phish=5)
+            kills = 0
+            # the Nth run dies at the Nth time it reaches the place, until a run reaches it fewer times
+            while run_killed_at(config, f"{place}:{kills + 1}") == -9:
+                kills += 1
+                assert_config_intact(config, original)
+                assert kills < 50, "the run never got past the kill point"
+            assert kills >= 1, f"{phase}: the run never reached {place}"
+            assert_config_intact(config, original)
+        assert_same_as_one_clean_run(config, feed, tmp_path / "reference")
