@@ -225,8 +225,6 @@ def load(config_path: str) -> Config:
     base_dir = os.path.dirname(config_path)
     problems: list[str] = []
     warnings = _permission_warnings(config_path)
-    if not parser.has_section("pm_api"):
-        problems.append("[pm_api]: the section is missing; it holds base_url, user, pass and init_date")
     values = {
         name: parse_section(
             name, parser[name] if parser.has_section(name) else None, options, problems, warnings, base_dir
@@ -321,7 +319,8 @@ def _status(status: dict[str, Any], log: dict[str, Any], problems: list[str]) ->
 def _proxy(proxy: dict[str, Any], problems: list[str]) -> ProxySettings:
     if not proxy["use"]:
         return ProxySettings()
-    if not (proxy["http"] or proxy["https"]):
+    invalid = any(problem.startswith(("[local_proxy] http:", "[local_proxy] https:")) for problem in problems)
+    if not (proxy["http"] or proxy["https"] or invalid):  # an invalid proxy URL is reported once, as itself
         problems.append("[local_proxy] use: is True but neither http nor https names a proxy")
     if not proxy["auth_basic_use"]:
         return ProxySettings(proxy["http"], proxy["https"])

@@ -188,14 +188,19 @@ def parse_section(
     """Parse ``raw`` (a section's strings, or None if the section is absent) against ``options``.
 
     Returns every option's value (its default when absent or empty). Each bad or missing required
-    value adds a problem naming ``[name] key``; each unknown key adds a warning. Values of
+    value adds a problem naming ``[name] key``; a missing section with required keys adds one
+    problem naming the section and those keys. Each unknown key adds a warning. Values of
     :func:`path` options, and their defaults, are resolved against ``base_dir``.
     """
+    required = [option.key for option in options if option.default is REQUIRED]
+    if raw is None and required:
+        problems.append(f"[{name}]: the section is missing; it must set {', '.join(required)}")
+    section_present = raw is not None
     raw = raw or {}
     values: dict[str, Any] = {}
     for option in options:
         if not raw.get(option.key, "").strip():
-            if option.default is REQUIRED:
+            if option.default is REQUIRED and section_present:
                 problems.append(f"[{name}] {option.key}: is required")
             values[option.key] = None if option.default is REQUIRED else option.default
             continue
