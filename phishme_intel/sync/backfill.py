@@ -59,16 +59,16 @@ def backfill(run: Run, state: SyncState) -> None:
     log.info("backfill from %s to %s", _day(start), _day(until))
     threat_type = "all" if len(run.kinds) == 2 else run.kinds[0]
     since_commit, last_commit = 0, time.monotonic()
-    window_pages: list[SearchPage] = []
+    window_totals: set[tuple[int | None, int]] = set()
     for (window, last_page), page in run.pipeline.stream(lambda s: _plan(run, s, start, until, threat_type)):
-        window_pages.append(page)
+        window_totals.add(_totals(page))
         since_commit += _deliver(run, page)
         if not last_page:
             continue
         run.report.backfill_reached = window.end
-        if _shifted(window_pages):
+        if len(window_totals) > 1:
             since_commit += _refetch(run, window, threat_type)
-        window_pages = []
+        window_totals = set()
         if since_commit >= COMMIT_EVERY_THREATS or time.monotonic() - last_commit >= COMMIT_EVERY_SECONDS:
             run.commit(SyncState(backfill_until=until, backfill_done=window.end))
             log.info("backfill: up to %s delivered (%d threats)", _day(window.end), run.report.delivered)
@@ -105,9 +105,9 @@ def _deliver(run: Run, page: SearchPage) -> int:
     return len(threats)
 
 
-def _shifted(pages: list[SearchPage]) -> bool:
-    """Whether the pages disagree on the window's size: it changed while we paged."""
-    return len({(page.total_elements, page.total_pages) for page in pages}) > 1
+def _totals(page: SearchPage) -> tuple[int | None, int]:
+    """The window's size as a page tells it; pages that disagree mean it changed while we paged."""
+    return page.total_elements, page.total_pages
 
 
 def _refetch(run: Run, window: Window, threat_type: str) -> int:
@@ -115,11 +115,14 @@ def _refetch(run: Run, window: Window, threat_type: str) -> int:
     delivered = 0
     for _ in range(MAX_WINDOW_REFETCH):
         log.info("backfill: window %s changed while paging; fetching it again", _day(window.begin))
-        pages = [run.client.search_window(window.begin, window.end, 0, threat_type)]
-        for number in range(1, pages[0].total_pages):
-            pages.append(run.client.search_window(window.begin, window.end, number, threat_type))
-        delivered += sum(_deliver(run, page) for page in pages)
-        if not _shifted(pages):
+        first = run.client.search_window(window.begin, window.end, 0, threat_type)
+        totals = {_totals(first)}
+        delivered += _deliver(run, first)
+        for number in range(1, first.total_pages):
+            page = run.client.search_window(window.begin, window.end, number, threat_type)
+            totals.add(_totals(page))
+            delivered += _deliver(run, page)
+        if len(totals) == 1:
             return delivered
     log.warning("backfill: window %s kept changing; the updates feed will bring what changed", _day(window.begin))
     return delivered

@@ -70,7 +70,7 @@ class Pipeline:
         An exception in the plan or in a fetch is raised here, at the item it concerns.
         Leaving the loop early stops the plan.
         """
-        stream = Stream(self._pool, buffered or 4 * self.workers)
+        stream = Stream(self._pool, buffered or 2 * self.workers)
 
         def produce() -> None:
             try:

@@ -49,7 +49,7 @@ def follow(run: Run, *, position: str | None = None, timestamp: int | None = Non
 
 def _plan(run: Run, stream: Stream, position: str | None, timestamp: int | None) -> None:
     """Producer: fetch changelog pages one after another and the changed threats of each."""
-    page = run.client.updates(position=position, timestamp=timestamp)
+    page = stream.start(run.client.updates, position=position, timestamp=timestamp).result()
     while True:
         following = stream.start(run.client.updates, position=page.next_position) if page.changelog else None
         deleted, changed, invalid = reduce_changelog(page.changelog, run.kinds)
