@@ -10,9 +10,11 @@ jitter on connection failures, truncated or invalid answers, 429 and 5xx, honour
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import random
+import re
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -25,11 +27,13 @@ import requests
 from .config import ApiSettings, ProxySettings
 from .errors import ApiResponseError, ApiUnavailable, AuthError, UnknownPosition
 from .jsontext import decode_keeping
+from .logs import redact
 from .models import ThreatRef
 from .version import __version__
 
 log = logging.getLogger(__name__)
 MAX_RETRY_AFTER = 300.0
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 MAX_BACKOFF = 60.0
 _RETRYABLE = (
     requests.ConnectionError,
@@ -95,7 +99,9 @@ class ApiClient:
     def __init__(self, api: ApiSettings, proxy: ProxySettings | None = None) -> None:
         self.api = api
         self.base_url = api.base_url.rstrip("/")
-        self._proxies = _proxies(proxy or ProxySettings())
+        proxy = proxy or ProxySettings()
+        self._proxies = _proxies(proxy)
+        self._credentials = [*_sent_forms(api.user, api.password), *_sent_forms(proxy.user, proxy.password)]
         self._local = threading.local()
         self._sessions: list[requests.Session] = []
         self._lock = threading.Lock()
@@ -130,6 +136,10 @@ class ApiClient:
         changelog, next_position = data.get("changelog"), data.get("nextPosition")
         if not isinstance(changelog, list) or not isinstance(next_position, str) or not next_position:
             raise ApiResponseError("POST /threat/updates answered without a changelog list and nextPosition")
+        if not _UUID.fullmatch(next_position):
+            raise ApiResponseError(  # it goes into config.ini and into the next request: only a UUID may
+                f"POST /threat/updates answered a nextPosition that is not a UUID: {next_position[:60]!r}"
+            )
         return UpdatesPage(changelog, next_position)
 
     def close(self) -> None:
@@ -211,7 +221,8 @@ class ApiClient:
                 "to recover, empty [pm_api] position in config.ini: the next run backfills from init_date"
             )
         if status >= 300:
-            raise ApiResponseError(f"{method} {path} answered HTTP {status}: {_snippet(response.text)}")
+            answer = redact(response.text, self._credentials)  # a server or proxy may echo the request
+            raise ApiResponseError(f"{method} {path} answered HTTP {status}: {_snippet(answer)}")
         return decode(response.content)
 
 
@@ -277,6 +288,14 @@ def _describe(exc: Exception) -> str:
         nested = [arg for arg in getattr(cause, "args", ()) if isinstance(arg, BaseException)]
         cause = nested[0] if nested else (getattr(cause, "reason", None) or cause.__context__)
     return type(exc).__name__
+
+
+def _sent_forms(user: str | None, password: str | None) -> list[str]:
+    """The forms a password takes in a request: as is, URL-encoded, and in an HTTP Basic header."""
+    if not (user and password):
+        return []
+    basic = base64.b64encode(f"{user}:{password}".encode()).decode()
+    return [basic, quote(password, safe=""), password]
 
 
 def _snippet(body: str) -> str:
