@@ -1,0 +1,508 @@
+"""Secrets stay secret, TLS is verified, and nothing from outside reaches a request or config.ini unchecked.
+
+- The API password, the proxy password and adapter tokens never appear in the log (at
+  ``log_level = debug``, with every simulator fault, through a real authenticating proxy),
+  in ``--check`` output, on stderr or in the text and traceback of a raised error; nor
+  does the base64 form HTTP Basic sends, even when a server echoes the request back.
+- TLS verification is on by default: a server whose certificate a private CA signed is
+  refused until ``ca_bundle`` names that CA (a real TLS listener, certificates by trustme).
+- A config.ini readable by group or others gives a warning naming ``chmod 600``.
+- Running as root is refused unless ``--allow-root`` says otherwise.
+- A stored position is checked before it goes into a request, and a position the API sends
+  is checked before it goes into config.ini.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import http.client
+import os
+import socket
+import ssl
+import subprocess
+import sys
+import threading
+import traceback
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import pytest
+import trustme
+from configupdater import ConfigUpdater
+from support import PASSWORD, ROOT, USER, run_cli, store, write_config
+
+from phishme_intel import adapters, job
+from phishme_intel import config as config_module
+from phishme_intel.errors import Error
+from phishme_intel.options import secret
+from phishme_intel.simulator import Dataset, Simulator
+
+PROXY_USER = "proxy-user"
+PROXY_PASSWORD = "pr0xy:P@ss/w%rd&"  # every character that URL-encoding changes
+TOKEN = "hec-T0ken-5ecret-0000"
+
+
+def forms(user: str, secret: str) -> list[str]:
+    """The ways a secret can leak: as is, URL-encoded, and inside an HTTP Basic header."""
+    return [secret, quote(secret, safe=""), base64.b64encode(f"{user}:{secret}".encode()).decode()]
+
+
+SECRETS = [*forms(USER, PASSWORD), *forms(PROXY_USER, PROXY_PASSWORD), TOKEN]
+
+
+def assert_no_secret(*texts: str) -> None:
+    for hidden in SECRETS:
+        for text in texts:
+            assert hidden not in text
+
+
+def everything_written(folder: Path) -> str:
+    """Every file a run left in ``folder`` (log, status file, metrics...), as text."""
+    return "".join(
+        path.read_bytes().decode("utf-8", "replace")
+        for path in folder.rglob("*")
+        if path.is_file() and path.suffix not in (".sqlite3", ".ini") and "-wal" not in path.name
+    )
+
+
+# -- a forward proxy that wants HTTP Basic credentials --
+
+
+class _ProxyHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _ProxyServer
+
+    def do_GET(self) -> None:
+        self._relay()
+
+    def do_POST(self) -> None:
+        self._relay()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet."""
+
+    def _relay(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        expected = "Basic " + base64.b64encode(f"{PROXY_USER}:{PROXY_PASSWORD}".encode()).decode()
+        if self.headers.get("Proxy-Authorization") != expected:
+            self._answer(407, b"proxy authentication required", [("Proxy-Authenticate", 'Basic realm="proxy"')])
+            return
+        self.server.relayed += 1
+        target = urlsplit(self.path)
+        upstream = http.client.HTTPConnection(target.hostname, target.port, timeout=30)
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in ("proxy-authorization", "connection")}
+        try:
+            upstream.request(self.command, f"{target.path}?{target.query}", body=body, headers=headers)
+            answer = upstream.getresponse()
+            payload = answer.read()
+        except (OSError, http.client.HTTPException):
+            self._answer(502, b"bad gateway", [])
+            return
+        finally:
+            upstream.close()
+        self._answer(answer.status, payload, [("Content-Type", answer.getheader("Content-Type", "text/plain"))])
+
+    def _answer(self, status: int, payload: bytes, headers: list[tuple[str, str]]) -> None:
+        self.send_response(status)
+        for name, value in [*headers, ("Content-Length", str(len(payload)))]:
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(payload)
+
+
+class _ProxyServer(ThreadingHTTPServer):
+    daemon_threads = True
+    relayed = 0
+
+
+@pytest.fixture
+def proxy() -> Iterator[_ProxyServer]:
+    server = _ProxyServer(("127.0.0.1", 0), _ProxyHandler)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def proxied_config(folder: Path, simulator: Simulator, proxy: _ProxyServer, password: str = PROXY_PASSWORD) -> Path:
+    return write_config(
+        folder, simulator.url,
+        pm_api={"max_retries": "2", "retry_backoff": "0.01", "timeout": "1", "concurrency": "1"},
+        local_log={"log_level": "debug"},
+        local_proxy={"use": "True", "http": f"http://127.0.0.1:{proxy.server_port}", "https": "",
+                     "auth_basic_use": "True", "auth_basic_user": PROXY_USER, "auth_basic_pass": password},
+    )
+
+
+FAULTS = ["429", "500", "502", "503", "outage", "reset", "truncate", "stall", "invalid_json", "success_false"]
+
+
+@pytest.mark.parametrize("kind", FAULTS)
+def test_no_secret_reaches_the_debug_log_or_stderr_whatever_the_api_does(tmp_path, simulator, proxy, kind):
+    config = proxied_config(tmp_path, simulator, proxy)
+    simulator.faults.add(kind, times=3, seconds=1.5 if kind == "stall" else None)
+
+    result = run_cli(config, "-v")
+
+    assert result.returncode == 69, result.stderr
+    assert proxy.relayed == len(simulator.requests) >= 3
+    assert "DEBUG" in everything_written(tmp_path)
+    assert_no_secret(everything_written(tmp_path), result.stdout, result.stderr)
+
+
+def test_no_secret_reaches_the_log_of_a_successful_sync_through_the_proxy(tmp_path, simulator, proxy, dataset):
+    config = proxied_config(tmp_path, simulator, proxy)
+
+    result = run_cli(config, "-v")
+
+    assert result.returncode == 0, result.stderr
+    assert store(tmp_path / "phishme_intel.sqlite3")["threats"] == dataset.live_ids()
+    assert proxy.relayed == len(simulator.requests) > 0
+    assert_no_secret(everything_written(tmp_path), result.stdout, result.stderr)
+
+
+@pytest.mark.parametrize("password", [PROXY_PASSWORD, "wrong-" + PROXY_PASSWORD])
+def test_check_output_holds_no_secret(tmp_path, simulator, proxy, password):
+    config = proxied_config(tmp_path, simulator, proxy, password)
+
+    result = run_cli(config, "--check", "-v")
+
+    assert result.returncode == (0 if password == PROXY_PASSWORD else 69), result.stderr
+    assert_no_secret(everything_written(tmp_path), result.stdout, result.stderr)
+
+
+def _raised(config: Path) -> Error:
+    with pytest.raises(Error) as failure:
+        job.run(str(config))
+    return failure.value
+
+
+def test_raised_errors_and_their_tracebacks_hold_no_secret(tmp_path, simulator, proxy):
+    failures = []
+    proxy_down = proxied_config(tmp_path, simulator, proxy)
+    updater = ConfigUpdater()
+    updater.read(proxy_down)
+    updater["local_proxy"]["http"] = f"http://127.0.0.1:{_closed_port()}"
+    updater.update_file()
+    failures.append(_raised(proxy_down))
+    (tmp_path / "wrong").mkdir()
+    failures.append(_raised(proxied_config(tmp_path / "wrong", simulator, proxy, "nope")))
+    (tmp_path / "faulty").mkdir()
+    simulator.faults.add("reset", times=3)
+    failures.append(_raised(proxied_config(tmp_path / "faulty", simulator, proxy)))
+
+    assert [type(failure).__name__ for failure in failures] == ["ApiUnavailable", "ApiResponseError", "ApiUnavailable"]
+    for failure in failures:
+        assert_no_secret(str(failure), "".join(traceback.format_exception(failure)))
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+# -- servers that echo what they were sent --
+
+
+class _EchoHandler(BaseHTTPRequestHandler):
+    """Answers every request with an error page quoting the request's headers, as some proxies do."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        self._echo()
+
+    def do_POST(self) -> None:
+        self._echo()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet."""
+
+    def _echo(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        echoed = "".join(f"{name}: {value}\n" for name, value in sorted(self.headers.items(), key=_secret_first))
+        payload = f"<pre>{echoed}</pre><h1>400 Bad Request</h1>".encode()
+        self.send_response(400)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+
+def _secret_first(header: tuple[str, str]) -> bool:
+    return header[0].lower() not in ("authorization", "proxy-authorization")
+
+
+@pytest.fixture
+def echo() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _EchoHandler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_an_api_that_echoes_the_request_does_not_leak_the_credentials(tmp_path, echo):
+    config = write_config(tmp_path, f"{echo}/apiv1", local_log={"log_level": "debug"})
+
+    result = run_cli(config, "-v")
+    failure = _raised(config)
+
+    assert result.returncode == 69, result.stderr
+    assert "HTTP 400" in result.stderr
+    assert_no_secret(everything_written(tmp_path), result.stdout, result.stderr, str(failure))
+
+
+def test_an_adapter_token_echoed_by_its_collector_stays_secret(tmp_path, simulator, echo):
+    config = write_config(
+        tmp_path, simulator.url, local_log={"log_level": "debug"},
+        integration_splunk_hec={"use": "True", "url": echo, "token": TOKEN, "max_retries": "0"},
+    )
+
+    result = run_cli(config, "-v")
+    failure = _raised(config)
+    checked = run_cli(config, "--check", "-v")
+
+    assert result.returncode == 74, result.stderr
+    assert "splunk_hec" in result.stderr
+    assert checked.returncode == 0, checked.stderr
+    assert_no_secret(
+        everything_written(tmp_path), result.stdout, result.stderr, checked.stdout, checked.stderr,
+        str(failure), "".join(traceback.format_exception(failure)),
+    )
+
+
+def test_the_adapters_that_hold_a_secret_are_the_ones_tested_here():
+    holding = {name for name in adapters.available() if any(o.parse is secret for o in adapters.load(name).options)}
+
+    assert holding == {"splunk_hec"}, "give every adapter with a token a test like the splunk_hec one above"
+
+
+# -- TLS --
+
+
+class TlsFront:
+    """A real TLS listener with a certificate from ``ca``, relaying each connection to ``backend``."""
+
+    def __init__(self, certificate: trustme.LeafCert, backend: str) -> None:
+        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        certificate.configure_cert(self.context)
+        self.backend = urlsplit(backend)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.handshakes_failed = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                connection, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(connection,), daemon=True).start()
+
+    def _serve(self, connection: socket.socket) -> None:
+        try:
+            secured = self.context.wrap_socket(connection, server_side=True)
+        except (ssl.SSLError, OSError):
+            self.handshakes_failed += 1
+            connection.close()
+            return
+        backend = socket.create_connection((self.backend.hostname, self.backend.port))
+        threading.Thread(target=_pump, args=(backend, secured), daemon=True).start()
+        _pump(secured, backend)
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+def _pump(source: socket.socket, target: socket.socket) -> None:
+    try:
+        while data := source.recv(65536):
+            target.sendall(data)
+    except OSError:
+        pass
+    finally:
+        for end in (source, target):
+            with contextlib.suppress(OSError):
+                end.shutdown(socket.SHUT_RDWR)
+
+
+@pytest.fixture
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture
+def tls(ca: trustme.CA, simulator: Simulator) -> Iterator[TlsFront]:
+    front = TlsFront(ca.issue_cert("127.0.0.1", "localhost"), simulator.url)
+    yield front
+    front.close()
+
+
+def tls_config(folder: Path, front: TlsFront, **pm_api: str) -> Path:
+    return write_config(folder, f"https://127.0.0.1:{front.port}/apiv1", pm_api={"max_retries": "1", **pm_api})
+
+
+def test_tls_is_verified_by_default_and_a_private_ca_is_refused(tmp_path, simulator, tls):
+    config = tls_config(tmp_path, tls)
+    assert "ssl_verify = True" in config.read_text()
+
+    result = run_cli(config)
+
+    assert result.returncode == 69
+    assert "TLS verification of 127.0.0.1 failed; set [pm_api] ca_bundle" in result.stderr
+    assert simulator.requests == []
+    assert tls.handshakes_failed >= 1
+
+
+def test_ca_bundle_naming_the_servers_ca_lets_the_sync_through(tmp_path, simulator, tls, ca, dataset):
+    ca.cert_pem.write_to_path(str(tmp_path / "private-ca.pem"))
+    config = tls_config(tmp_path, tls, ca_bundle="private-ca.pem")
+
+    result = run_cli(config)
+
+    assert result.returncode == 0, result.stderr
+    assert store(tmp_path / "phishme_intel.sqlite3")["threats"] == dataset.live_ids()
+    assert tls.handshakes_failed == 0
+
+
+def test_ca_bundle_of_another_ca_is_refused(tmp_path, simulator, tls):
+    trustme.CA().cert_pem.write_to_path(str(tmp_path / "other-ca.pem"))
+    config = tls_config(tmp_path, tls, ca_bundle="other-ca.pem")
+
+    result = run_cli(config, "--check")
+
+    assert result.returncode == 69
+    assert "TLS verification of 127.0.0.1 failed" in result.stderr
+    assert simulator.requests == []
+
+
+def test_a_certificate_for_another_host_is_refused_even_from_the_right_ca(tmp_path, simulator, ca):
+    front = TlsFront(ca.issue_cert("api.example.com"), simulator.url)
+    ca.cert_pem.write_to_path(str(tmp_path / "private-ca.pem"))
+    try:
+        result = run_cli(tls_config(tmp_path, front, ca_bundle="private-ca.pem"))
+    finally:
+        front.close()
+
+    assert result.returncode == 69
+    assert "TLS verification of 127.0.0.1 failed" in result.stderr
+    assert simulator.requests == []
+
+
+# -- permissions and root --
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o640, 0o604, 0o660], ids=oct)
+def test_a_config_readable_by_others_gives_a_warning_naming_chmod_600(tmp_path, simulator, mode):
+    config = write_config(tmp_path, simulator.url)
+    config.chmod(mode)
+
+    checked = run_cli(config, "--check")
+    ran = run_cli(config)
+
+    assert checked.returncode == 0 and ran.returncode == 0, checked.stderr + ran.stderr
+    assert f"chmod 600 {config}" in checked.stderr
+    assert f"chmod 600 {config}" in (tmp_path / "phishme_intel.log").read_text()
+
+
+@pytest.mark.parametrize("mode", [0o600, 0o400], ids=oct)
+def test_a_private_config_gives_no_permission_warning(tmp_path, simulator, mode):
+    config = write_config(tmp_path, simulator.url)
+    config.chmod(mode)
+
+    checked = run_cli(config, "--check")
+
+    assert checked.returncode == 0, checked.stderr
+    assert "chmod" not in checked.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only a run as root is refused")
+@pytest.mark.parametrize("flags", [[], ["--check"], ["--verbose"]])
+def test_running_as_root_is_refused_before_anything_happens(tmp_path, simulator, flags):
+    config = write_config(tmp_path, simulator.url)
+    before = sorted(tmp_path.iterdir()), config.read_bytes()
+
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "phishme_to_product.py"), "-conf", str(config), *flags],
+        capture_output=True, text=True, timeout=60, cwd=ROOT,
+    )
+
+    assert result.returncode == 77
+    assert "--allow-root" in result.stderr and "Traceback" not in result.stderr
+    assert (sorted(tmp_path.iterdir()), config.read_bytes()) == before
+    assert simulator.requests == []
+
+
+# -- positions --
+
+HOSTILE_POSITIONS = [
+    "0b3c0c7e-8a4c-4a47-9c66-0d5e62d3a2b1&threatType=all",
+    "0b3c0c7e-8a4c-4a47-9c66-0d5e62d3a2b1%26page%3D9",
+    "../../feed/",
+    "0b3c0c7e-8a4c-4a47-9c66-0d5e62d3a2b1\n  X-Injected: 1",
+    "' OR 1=1 --",
+    "0b3c0c7e8a4c4a479c660d5e62d3a2b1ffff",
+]
+
+
+@pytest.mark.parametrize("position", HOSTILE_POSITIONS)
+def test_a_stored_position_is_checked_before_it_goes_into_a_request(tmp_path, simulator, position):
+    config = write_config(tmp_path, simulator.url)
+    text = config.read_text().replace("\nposition =\n", f"\nposition = {position}\n")
+    config.write_text(text)
+    before = config.read_bytes()
+
+    result = run_cli(config)
+
+    assert result.returncode == 78
+    assert "[pm_api] position: must be a UUID" in result.stderr
+    assert simulator.requests == []
+    assert config.read_bytes() == before
+
+
+INJECTION = "\n[local_log]\nlog_file = /tmp/phishme-intel-injected.log"
+
+
+class MangledPositions(Dataset):
+    """An updates feed that sends ``mangle(position)`` as nextPosition."""
+
+    def __init__(self, mangle: Callable[[str], str]) -> None:
+        super().__init__(seed=3, malware=30, phish=5, days=5)
+        self.mangle = mangle
+
+    def updates_since(self, timestamp_ms: int, limit: int) -> tuple[list[Any], str]:
+        changes, position = super().updates_since(timestamp_ms, limit)
+        return changes, self.mangle(position)
+
+
+@pytest.mark.parametrize(
+    "mangle",
+    [lambda p: p + INJECTION, lambda p: p + "&page=7", lambda p: "not-a-position", lambda p: p.replace("-", "-\n")],
+    ids=["ini-lines-after-the-uuid", "query-after-the-uuid", "not-a-uuid", "line-breaks"],
+)
+def test_a_position_the_api_sends_is_checked_before_it_goes_into_config(tmp_path, mangle):
+    with Simulator(MangledPositions(mangle), user=USER, password=PASSWORD) as simulator:
+        config = write_config(tmp_path, simulator.url)
+        original = config.read_text()
+
+        result = run_cli(config)
+
+    assert result.returncode == 69, result.stderr
+    assert "nextPosition" in result.stderr and "Traceback" not in result.stderr
+    assert _user_lines(config.read_text()) == _user_lines(original)
+    assert config_module.load(str(config)).state.position is None
+
+
+def _user_lines(text: str) -> list[str]:
+    """config.ini without the lines the sync manages (the backfill may have stored its progress)."""
+    return [line for line in text.splitlines() if not line.startswith(("position", "backfill_"))]
