@@ -11,7 +11,8 @@ A delivery replaces the threat's row and all its indicator rows, and clears a to
 a withdrawal deletes both and records a tombstone in ``deleted_threats``. Deliveries and
 withdrawals accumulate in one transaction that :meth:`commit` commits. The database runs in
 WAL mode with ``synchronous=FULL``: a commit survives ``kill -9`` and power loss, and a run
-killed mid-transaction leaves the store as of the last commit.
+killed mid-transaction leaves the store as of the last commit. The sync's process gives the
+store a page cache of ``CACHE_KIB``.
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ from ..options import Option, path, writable_file_problem
 from .base import Adapter
 
 SCHEMA_VERSION = 1
+#: The page cache, in KiB. Every delivery updates the indicator index at random places; with
+#: SQLite's default 2 MiB most of those reads missed and a backfill wrote a third slower.
+CACHE_KIB = 16 * 1024
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS threats (
@@ -75,6 +79,7 @@ class SqliteAdapter(Adapter):
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA busy_timeout=10000")
+            self._db.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
             self._db.executescript(SCHEMA)
             found = self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
             if found is None:
