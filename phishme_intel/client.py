@@ -64,12 +64,17 @@ class UpdatesPage:
 
 
 class _Retry(Exception):
-    """An attempt failed in a way worth trying again; ``delay`` overrides the backoff."""
+    """An attempt failed in a way worth trying again; ``delay`` overrides the backoff.
 
-    def __init__(self, reason: str, delay: float | None = None) -> None:
+    ``everyone``: the server asked the whole client to slow down (a 429), so every worker
+    waits, not only the one that was told.
+    """
+
+    def __init__(self, reason: str, delay: float | None = None, everyone: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
         self.delay = delay
+        self.everyone = everyone
 
 
 class Throttle:
@@ -182,7 +187,7 @@ class ApiClient:
                 delay = retry.delay if retry.delay is not None else self._backoff(attempt)
                 log.warning("%s %s failed (%s); retry %d of %d in %.1f s",
                             method, path, retry.reason, attempt + 1, attempts - 1, delay)
-                if retry.delay is not None:
+                if retry.everyone or retry.delay is not None:
                     self._throttle.pause(delay)
                 time.sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover
@@ -212,7 +217,7 @@ class ApiClient:
         if status in (401, 403):
             raise AuthError(f"the API rejected the credentials of user {self.api.user!r} (HTTP {status})")
         if status == 429:
-            raise _Retry("HTTP 429 rate limited", _retry_after(response))
+            raise _Retry("HTTP 429 rate limited", _retry_after(response), everyone=True)
         if status >= 500:
             raise _Retry(f"HTTP {status}", _retry_after(response))
         if status == 400 and "position" in params:

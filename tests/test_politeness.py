@@ -1,0 +1,54 @@
+"""Polite to the API: the client-side rate limit holds across workers, and a 429 slows every worker."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+from concurrent.futures import ThreadPoolExecutor
+
+from support import PASSWORD, USER
+
+from phishme_intel.client import ApiClient
+from phishme_intel.config import ApiSettings
+from phishme_intel.models import ThreatRef
+
+
+def client_for(simulator, **changes) -> ApiClient:
+    values = dict(
+        base_url=simulator.url, user=USER, password=PASSWORD, verify=True,
+        init_date=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc), results_per_page=100, window_hours=24,
+        max_retries=3, retry_backoff=0.05, timeout=5.0, expired_threat_days=0, concurrency=4,
+        max_requests_per_second=0, malware=True, phish=True,
+    )
+    values.update(changes)
+    return ApiClient(ApiSettings(**values))
+
+
+def fetch_from_four_workers(client: ApiClient, refs: list[ThreatRef], requests: int) -> None:
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        for page in pool.map(lambda _: client.search_ids(refs), range(requests)):
+            assert len(page.threats) == len(refs)
+    client.close()
+
+
+def test_max_requests_per_second_holds_across_every_worker(simulator, dataset):
+    client = client_for(simulator, max_requests_per_second=20)
+
+    fetch_from_four_workers(client, [ThreatRef(*key) for key in sorted(dataset.live_ids())[:5]], 12)
+
+    arrivals = sorted(record.time for record in simulator.requests)
+    assert len(arrivals) == 12
+    assert all(later - earlier > 0.04 for earlier, later in itertools.pairwise(arrivals)), arrivals
+
+
+def test_a_429_without_retry_after_holds_back_every_worker_not_only_the_one_it_hit(simulator, dataset):
+    client = client_for(simulator, retry_backoff=1.0)
+    simulator.faults.add("429", times=1, after=4)
+
+    fetch_from_four_workers(client, [ThreatRef(*key) for key in sorted(dataset.live_ids())[:5]], 40)
+
+    records = simulator.requests
+    limited = next(record.time for record in records if record.status == 429)
+    # the retry waits 0.5 to 1 s (backoff with jitter); the other three workers wait with it
+    assert [r.time - limited for r in records if limited + 0.05 < r.time < limited + 0.45] == []
+    assert len(records) == 41
