@@ -53,6 +53,7 @@ class SyncRun:
     requests: int
     connections: int
     simulator_cpu: float
+    by_path: dict[str, int]
 
 
 class SimulatorProcess:
@@ -128,25 +129,45 @@ def write_config(work: Path, url: str, concurrency: int) -> Path:
 
 
 def run_sync(config: Path, simulator: SimulatorProcess) -> SyncRun:
-    """Run ``phishme_to_product.py -conf config`` to completion; fails loudly if it fails."""
+    """Run ``phishme_to_product.py -conf config`` to completion; fails loudly if it fails.
+
+    The peak RSS is the process's own high-water mark (``VmHWM``), read until it exits: the
+    ``ru_maxrss`` that ``wait4`` reports would also count this process's size when it started
+    the sync, since Linux carries it over ``exec``.
+    """
     simulator.control("POST", "reset_stats")
     cpu_before = simulator.cpu_seconds()
     as_root = ["--allow-root"] if os.geteuid() == 0 else []
+    errors = config.parent / "stderr.txt"
     started = time.perf_counter()
-    process = subprocess.Popen(
-        [sys.executable, str(ROOT / "phishme_to_product.py"), "-conf", str(config), *as_root],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=ROOT,
-    )
-    assert process.stderr is not None
-    errors = process.stderr.read()
-    _, status, usage = os.wait4(process.pid, 0)
+    with errors.open("wb") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, str(ROOT / "phishme_to_product.py"), "-conf", str(config), *as_root],
+            stdout=subprocess.DEVNULL, stderr=stderr, cwd=ROOT,
+        )
+    peak_kib = 0
+    while True:
+        pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+        if pid:
+            break
+        peak_kib = max(peak_kib, _high_water_kib(process.pid))
+        time.sleep(0.01)
     wall = time.perf_counter() - started
     process.returncode = os.waitstatus_to_exitcode(status)
     if process.returncode:
         raise SystemExit(
-            f"the sync exited {process.returncode}: {errors.decode(errors='replace').strip()} "
+            f"the sync exited {process.returncode}: {errors.read_text(errors='replace').strip()} "
             f"(log: {config.parent / 'phishme_intel.log'})"
         )
     stats = simulator.control("GET", "stats")
-    return SyncRun(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, stats["requests"],
-                   stats["connections"], simulator.cpu_seconds() - cpu_before)
+    return SyncRun(wall, usage.ru_utime + usage.ru_stime, peak_kib / 1024, stats["requests"],
+                   stats["connections"], simulator.cpu_seconds() - cpu_before, stats["by_path"])
+
+
+def _high_water_kib(pid: int) -> int:
+    """The peak resident set of process ``pid`` so far, in KiB; 0 once it has exited."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0
+    return next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:")), 0)

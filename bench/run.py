@@ -66,7 +66,7 @@ def measure(workload: Workload, concurrency: int, detections: int) -> Result:
                 dt.date.today() - dt.timedelta(days=DAYS + 1), dt.time(), dt.timezone.utc
             ).timestamp())
             end = int(dt.datetime.now(dt.timezone.utc).timestamp())
-            bottom = floors.measure(simulator.url, USER, PASSWORD, begin, end, concurrency)
+            bottom = floors.measure(simulator.url, USER, PASSWORD, begin, end, concurrency, work)
             backfill = run_sync(config, simulator)
             simulator.control("POST", f"mutate?republish={workload.republish}&delete={workload.delete}")
             updates = run_sync(config, simulator)
@@ -96,7 +96,8 @@ def table(results: Sequence[Result]) -> str:
             rows.append((*common, phase, f"{run.wall:.2f}", f"{items / run.wall:,.0f}", f"{run.cpu:.2f}",
                          str(run.requests), str(run.connections), f"{run.peak_rss_mib:.0f}",
                          f"{run.simulator_cpu:.2f}"))
-        for phase, seconds in (("I/O floor", r.floors.io), ("decode floor", r.floors.decode)):
+        for phase, seconds in (("I/O floor", r.floors.io), ("decode floor", r.floors.decode),
+                               ("store floor", r.floors.store)):
             rows.append((*common, phase, f"{seconds:.2f}", f"{w.threats / seconds:,.0f}", "",
                          str(r.floors.pages) if phase == "I/O floor" else "", "", "", ""))
     widths = [max(len(cell) for cell in column) for column in zip(header, *rows, strict=True)]
@@ -127,9 +128,17 @@ def verdicts(results: Sequence[Result], concurrency: int) -> list[str]:
         w = r.workload
         expected = math.ceil(w.threats / 100) + r.windows
         found.append(_verdict(
-            r.backfill.requests <= expected + 2,
+            r.backfill.requests <= expected + 1,
             f"requests: {w.name} {w.threats:,} at {w.latency_ms:g} ms backfill made {r.backfill.requests} "
             f"(threats/100 + windows + 1 updates = {expected + 1})",
+        ))
+        changelog_pages = r.updates.by_path.get("/threat/updates", 0) - 1
+        searches = r.updates.by_path.get("/threat/search", 0)
+        bound = math.ceil(w.republish / 100) + max(0, changelog_pages - 1)
+        found.append(_verdict(
+            searches <= bound,
+            f"requests: {w.name} {w.threats:,} at {w.latency_ms:g} ms updates made {searches} by-id searches for "
+            f"{w.republish:,} re-published threats in {changelog_pages} changelog pages (<= {bound})",
         ))
         found.append(_verdict(
             max(r.backfill.connections, r.updates.connections) <= concurrency,
