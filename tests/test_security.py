@@ -145,7 +145,7 @@ FAULTS = ["429", "500", "502", "503", "outage", "reset", "truncate", "stall", "i
 @pytest.mark.parametrize("kind", FAULTS)
 def test_no_secret_reaches_the_debug_log_or_stderr_whatever_the_api_does(tmp_path, simulator, proxy, kind):
     config = proxied_config(tmp_path, simulator, proxy)
-    simulator.faults.add(kind, times=3, seconds=1.5 if kind == "stall" else None)
+    simulator.faults.add(kind, times=1000, seconds=1.5 if kind == "stall" else None)  # every request fails
 
     result = run_cli(config, "-v")
 
