@@ -6,6 +6,11 @@ jitter on connection failures, truncated or invalid answers, 429 and 5xx, honour
 ``Retry-After``. A client-wide throttle spaces requests (``max_requests_per_second``) and a
 429 pauses every worker, not just the one that received it. Errors are the
 :class:`~phishme_intel.errors.ApiError` family; no message ever contains a password.
+
+Search answers can be fetched on one thread and decoded on another (:meth:`ApiClient.fetch_window`,
+:class:`Fetched`): the sync's workers fetch, and the thread that delivers decodes each answer
+just before using it, so the answers waiting between them are compact bytes, not decoded
+threats.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import requests
@@ -61,6 +66,32 @@ class UpdatesPage:
 
     changelog: list[Any]
     next_position: str
+
+
+class Fetched(Generic[T]):
+    """An answer's body, fetched already, decoded by :meth:`result` in the thread that calls it.
+
+    ``again(retry, attempt)`` is called when the body of attempt number ``attempt`` does not
+    decode; it returns the body of a later attempt and that attempt's number.
+    """
+
+    def __init__(
+        self, body: bytes, attempt: int, decode: Callable[[bytes], T], again: Callable[[_Retry, int], tuple[bytes, int]]
+    ) -> None:
+        self._body = body
+        self._attempt = attempt
+        self._decode = decode
+        self._again = again
+
+    def result(self) -> T:
+        """The decoded answer. A body that is not a valid answer counts as a failed attempt and
+        the call's remaining retries run here (the good body then replaces it); raises
+        ApiUnavailable when none is left."""
+        while True:
+            try:
+                return self._decode(self._body)
+            except _Retry as retry:
+                self._body, self._attempt = self._again(retry, self._attempt)
 
 
 class _Retry(Exception):
@@ -119,16 +150,24 @@ class ApiClient:
 
     def search_window(self, begin: int, end: int, page: int, threat_type: str) -> SearchPage:
         """Page ``page`` (0-based) of the threats last published in ``[begin, end]`` (epoch s)."""
-        return self._call("POST", "/threat/search", {
+        return self.fetch_window(begin, end, page, threat_type).result()
+
+    def fetch_window(self, begin: int, end: int, page: int, threat_type: str) -> Fetched[SearchPage]:
+        """:meth:`search_window`, decoded later by whoever calls the answer's ``result()``."""
+        return self._fetch("POST", "/threat/search", {
             "beginTimestamp": begin, "endTimestamp": end, "threatType": threat_type,
             "resultsPerPage": self.api.results_per_page, "page": page,
         }, _search_page)
 
     def search_ids(self, refs: Sequence[ThreatRef]) -> SearchPage:
         """The current JSON of up to 100 threats by id; deleted threats are simply absent."""
+        return self.fetch_ids(refs).result()
+
+    def fetch_ids(self, refs: Sequence[ThreatRef]) -> Fetched[SearchPage]:
+        """:meth:`search_ids`, decoded later by whoever calls the answer's ``result()``."""
         if not 0 < len(refs) <= 100:
             raise ValueError("search_ids takes 1 to 100 threat ids")
-        return self._call("POST", "/threat/search", {
+        return self._fetch("POST", "/threat/search", {
             "threatId": [ref.api_id for ref in refs], "resultsPerPage": 100, "page": 0,
         }, _search_page)
 
@@ -168,29 +207,52 @@ class ApiClient:
                 self._sessions.append(session)
         return session
 
+    def _fetch(self, method: str, path: str, params: dict[str, Any], decode: Callable[[bytes], T]) -> Fetched[T]:
+        """The answer's body (retried like any call) for ``decode`` to decode later.
+
+        An answer that then fails to decode counts as a failed attempt: the retries go on
+        from there, in the decoding thread, so the call is still tried ``max_retries + 1``
+        times at most.
+        """
+        def again(retry: _Retry, attempt: int) -> tuple[bytes, int]:
+            self._failed(method, path, attempt, retry)
+            return self._attempts(method, path, params, bytes, attempt + 1)
+
+        return Fetched(*self._attempts(method, path, params, bytes, 0), decode, again)
+
     def _call(self, method: str, path: str, params: dict[str, Any], decode: Callable[[bytes], T]) -> T:
         """One API call with retries; returns ``decode`` of the answer's body.
 
         ``decode`` raises _Retry when the body is not a JSON answer that says success.
         """
-        attempts = self.api.max_retries + 1
-        for attempt in range(attempts):
+        return self._attempts(method, path, params, decode, 0)[0]
+
+    def _attempts(
+        self, method: str, path: str, params: dict[str, Any], decode: Callable[[bytes], T], first: int
+    ) -> tuple[T, int]:
+        """Attempts from number ``first`` (0-based) on until one succeeds: its answer and its number."""
+        for attempt in range(first, self.api.max_retries + 1):
             self._throttle.wait()
             try:
-                return self._attempt(method, path, params, decode)
+                return self._attempt(method, path, params, decode), attempt
             except _Retry as retry:
-                if attempt + 1 == attempts:
-                    raise ApiUnavailable(
-                        f"{method} {path} failed {attempts} times, last: {retry.reason}; "
-                        f"is {urlsplit(self.base_url).hostname} reachable?"
-                    ) from None
-                delay = retry.delay if retry.delay is not None else self._backoff(attempt)
-                log.warning("%s %s failed (%s); retry %d of %d in %.1f s",
-                            method, path, retry.reason, attempt + 1, attempts - 1, delay)
-                if retry.everyone or retry.delay is not None:
-                    self._throttle.pause(delay)
-                time.sleep(delay)
+                self._failed(method, path, attempt, retry)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _failed(self, method: str, path: str, attempt: int, retry: _Retry) -> None:
+        """After attempt number ``attempt`` failed: raise ApiUnavailable if it was the last, else wait."""
+        attempts = self.api.max_retries + 1
+        if attempt + 1 == attempts:
+            raise ApiUnavailable(
+                f"{method} {path} failed {attempts} times, last: {retry.reason}; "
+                f"is {urlsplit(self.base_url).hostname} reachable?"
+            ) from None
+        delay = retry.delay if retry.delay is not None else self._backoff(attempt)
+        log.warning("%s %s failed (%s); retry %d of %d in %.1f s",
+                    method, path, retry.reason, attempt + 1, attempts - 1, delay)
+        if retry.everyone or retry.delay is not None:
+            self._throttle.pause(delay)
+        time.sleep(delay)
 
     def _backoff(self, attempt: int) -> float:
         """Exponential backoff with jitter: half fixed, half random, at most MAX_BACKOFF."""

@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from concurrent.futures import Future
 from typing import NamedTuple
 
-from ..client import SearchPage
+from ..client import Fetched, SearchPage
 from ..config import SyncState
 from .context import Run, log
 from .pipeline import Stream
@@ -60,7 +60,8 @@ def backfill(run: Run, state: SyncState) -> None:
     threat_type = "all" if len(run.kinds) == 2 else run.kinds[0]
     since_commit, last_commit = 0, time.monotonic()
     window_totals: set[tuple[int | None, int]] = set()
-    for (window, last_page), page in run.pipeline.stream(lambda s: _plan(run, s, start, until, threat_type)):
+    for (window, last_page), fetched in run.pipeline.stream(lambda s: _plan(run, s, start, until, threat_type)):
+        page = fetched.result()
         window_totals.add(_totals(page))
         since_commit += _deliver(run, page)
         if not last_page:
@@ -79,9 +80,13 @@ def backfill(run: Run, state: SyncState) -> None:
 
 
 def _plan(run: Run, stream: Stream, start: int, until: int, threat_type: str) -> None:
-    """Producer: first pages of the next windows ahead, then each window's other pages."""
-    def first(window: Window) -> tuple[Window, Future[SearchPage]]:
-        return window, stream.submit(run.client.search_window, window.begin, window.end, 0, threat_type)
+    """Producer: first pages of the next windows ahead, then each window's other pages.
+
+    The consumer gets the pages as fetched bytes and decodes each one as it delivers it; the
+    plan decodes a window's first page too, for the number of pages, and lets it go.
+    """
+    def first(window: Window) -> tuple[Window, Future[Fetched[SearchPage]]]:
+        return window, stream.submit(run.client.fetch_window, window.begin, window.end, 0, threat_type)
 
     pending = windows(start, until, run.api.window_hours)
     ahead = [first(w) for _, w in zip(range(run.pipeline.workers), pending, strict=False)]
@@ -90,10 +95,10 @@ def _plan(run: Run, stream: Stream, start: int, until: int, threat_type: str) ->
         following = next(pending, None)
         if following is not None:
             ahead.append(first(following))
-        total = max(1, head.result().total_pages)
+        total = max(1, head.result().result().total_pages)
         stream.emit((window, total == 1), head)
         for number in range(1, total):
-            page = stream.submit(run.client.search_window, window.begin, window.end, number, threat_type)
+            page = stream.submit(run.client.fetch_window, window.begin, window.end, number, threat_type)
             stream.emit((window, number == total - 1), page)
 
 

@@ -32,7 +32,8 @@ def follow(run: Run, *, position: str | None = None, timestamp: int | None = Non
             run.products.withdraw(value)
             run.report.withdrawn += len(value)
         elif kind == "batch":
-            threats = run.parse(result.threats, result.texts)
+            page = result.result()
+            threats = run.parse(page.threats, page.texts)
             fresh = [t for t in threats if t.first_published >= expiry]
             run.report.skipped_expired += len(threats) - len(fresh)
             run.products.deliver(fresh)
@@ -58,7 +59,7 @@ def _plan(run: Run, stream: Stream, position: str | None, timestamp: int | None)
         if deleted:
             stream.emit(("withdraw", deleted))
         for start in range(0, len(changed), BATCH):
-            stream.emit(("batch", None), stream.submit(run.client.search_ids, changed[start:start + BATCH]))
+            stream.emit(("batch", None), stream.submit(run.client.fetch_ids, changed[start:start + BATCH]))
         stream.emit(("position", page.next_position))
         if following is None:
             return

@@ -1,0 +1,69 @@
+"""Search answers fetched on one thread are decoded by the thread that uses them."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from support import PASSWORD, USER, run_cli, store
+
+from phishme_intel.client import ApiClient
+from phishme_intel.config import ApiSettings
+
+
+def client_for(simulator) -> ApiClient:
+    return ApiClient(ApiSettings(
+        base_url=simulator.url, user=USER, password=PASSWORD, verify=True,
+        init_date=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc), results_per_page=100, window_hours=24,
+        max_retries=3, retry_backoff=0.01, timeout=5.0, expired_threat_days=0, concurrency=2,
+        max_requests_per_second=0, malware=True, phish=True,
+    ))
+
+
+def test_a_fetched_page_decodes_to_what_a_search_returns(simulator):
+    client = client_for(simulator)
+    now = int(time.time())
+    with ThreadPoolExecutor(max_workers=1) as worker:
+        fetched = worker.submit(client.fetch_window, now - 30 * 86400, now, 1, "all").result()
+
+    page = fetched.result()
+
+    assert page == client.search_window(now - 30 * 86400, now, 1, "all")
+    assert (page.page, len(page.threats), len(page.texts)) == (1, 100, 100)
+    client.close()
+
+
+def test_an_answer_that_is_not_json_is_asked_for_again_when_it_is_decoded(simulator):
+    client = client_for(simulator)
+    now = int(time.time())
+    simulator.faults.add("invalid_json", times=2)
+
+    fetched = client.fetch_window(now - 30 * 86400, now, 0, "all")
+    assert len(simulator.requests) == 1
+
+    page = fetched.result()
+
+    assert len(page.threats) == 100
+    assert [record.status for record in simulator.requests] == [200, 200, 200]
+    client.close()
+
+
+def test_a_sync_asks_again_for_search_answers_that_are_not_json_and_completes(config, simulator, dataset):
+    simulator.faults.add("invalid_json", times=3, path="/threat/search")
+
+    result = run_cli(config)
+
+    assert result.returncode == 0, result.stderr
+    assert store(config.parent / "phishme_intel.sqlite3")["threats"] == dataset.live_ids()
+    assert "the answer is not valid JSON" in (config.parent / "phishme_intel.log").read_text()
+
+
+def test_search_answers_that_stay_unusable_end_the_run_with_69_and_no_position(config, simulator):
+    simulator.faults.add("success_false", times=1000, path="/threat/search")
+
+    result = run_cli(config)
+
+    assert result.returncode == 69
+    assert "failed 4 times, last: the answer does not say success" in result.stderr
+    assert [line.strip() for line in config.read_text().splitlines() if line.startswith("position")] == ["position ="]
