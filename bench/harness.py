@@ -107,11 +107,11 @@ def _wait_for_port(port_file: Path, process: subprocess.Popen[bytes]) -> int:
     raise SystemExit("the simulator did not start within 600 s")
 
 
-def write_config(work: Path, url: str, concurrency: int) -> Path:
-    """config.ini.example for the simulator at ``url``: SQLite store on, no client-side rate limit.
+def write_config(work: Path, url: str, concurrency: int, rate: float) -> Path:
+    """config.ini.example for the simulator at ``url``, with the SQLite store on.
 
-    ``max_requests_per_second = 0``: the default limit would make the benchmark measure the
-    limit, not the sync.
+    ``rate`` is ``max_requests_per_second``; the benchmark's default 0 (no limit), as the
+    default limit of 10 would make it measure the limit, not the sync.
     """
     updater = ConfigUpdater()
     updater.read(ROOT / "config.ini.example")
@@ -121,7 +121,7 @@ def write_config(work: Path, url: str, concurrency: int) -> Path:
     api["pass"] = PASSWORD
     api["init_date"] = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=DAYS + 1)).strftime("%Y-%m-%d")
     api["concurrency"] = str(concurrency)
-    api["max_requests_per_second"] = "0"
+    api["max_requests_per_second"] = f"{rate:g}"
     config = work / "config.ini"
     config.write_text(str(updater))
     os.chmod(config, 0o600)

@@ -42,6 +42,16 @@ WORKLOADS = {
 
 
 @dataclass(frozen=True)
+class Setup:
+    """What every workload runs with: ``[pm_api] concurrency`` and ``max_requests_per_second``,
+    and the ``vendorDetections`` per executable in the simulated threats."""
+
+    concurrency: int
+    rate: float
+    detections: int
+
+
+@dataclass(frozen=True)
 class Result:
     """A workload's measurements: both sync runs and the floors."""
 
@@ -56,30 +66,30 @@ class Result:
         return self.backfill.wall + self.updates.wall
 
 
-def measure(workload: Workload, concurrency: int, detections: int) -> Result:
+def measure(workload: Workload, setup: Setup) -> Result:
     """One workload, start to end, in a fresh temporary folder."""
     with tempfile.TemporaryDirectory(prefix="phishme-bench-") as folder:
         work = Path(folder)
-        with SimulatorProcess(work, workload, detections) as simulator:
-            config = write_config(work, simulator.url, concurrency)
+        with SimulatorProcess(work, workload, setup.detections) as simulator:
+            config = write_config(work, simulator.url, setup.concurrency, setup.rate)
             begin = int(dt.datetime.combine(
                 dt.date.today() - dt.timedelta(days=DAYS + 1), dt.time(), dt.timezone.utc
             ).timestamp())
             end = int(dt.datetime.now(dt.timezone.utc).timestamp())
-            bottom = floors.measure(simulator.url, USER, PASSWORD, begin, end, concurrency, work)
+            bottom = floors.measure(simulator.url, USER, PASSWORD, begin, end, setup.concurrency, work)
             backfill = run_sync(config, simulator)
             simulator.control("POST", f"mutate?republish={workload.republish}&delete={workload.delete}")
             updates = run_sync(config, simulator)
     return Result(workload, backfill, updates, bottom, math.ceil((end - begin) / (WINDOW_HOURS * 3600)))
 
 
-def best(workload: Workload, concurrency: int, detections: int, repeat: int) -> Result:
+def best(workload: Workload, setup: Setup, repeat: int) -> Result:
     """The fastest of ``repeat`` runs (the machine is shared: the others only measure noise)."""
     runs = []
     for attempt in range(repeat):
         print(f"  {workload.name} {workload.threats} threats at {workload.latency_ms:g} ms, "
               f"run {attempt + 1} of {repeat}", file=sys.stderr, flush=True)
-        runs.append(measure(workload, concurrency, detections))
+        runs.append(measure(workload, setup))
     return min(runs, key=lambda result: result.total)
 
 
@@ -169,22 +179,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     options.add_argument("workloads", nargs="*", metavar="WORKLOAD",
                          help=f"which workloads to run: {', '.join(WORKLOADS)} (default: all)")
     options.add_argument("--concurrency", type=int, default=4, help="[pm_api] concurrency (default 4, the default)")
+    options.add_argument("--max-requests-per-second", type=float, default=0, metavar="N",
+                         help="[pm_api] max_requests_per_second (default 0: no limit, else the limit is measured)")
     options.add_argument("--detections", type=int, default=0, help="vendorDetections per executable (default 0)")
     options.add_argument("--repeat", type=int, default=1, help="runs per workload; the fastest is shown")
     args = options.parse_args(argv)
     unknown = set(args.workloads) - set(WORKLOADS)
     if unknown:
         options.error(f"unknown workload {', '.join(sorted(unknown))}; choose from {', '.join(WORKLOADS)}")
+    setup = Setup(args.concurrency, args.max_requests_per_second, args.detections)
     results = [
-        best(workload, args.concurrency, args.detections, args.repeat)
+        best(workload, setup, args.repeat)
         for name in args.workloads or WORKLOADS
         for workload in WORKLOADS[name]
     ]
-    print(f"Measured on {machine()}; concurrency {args.concurrency}, {args.detections} detections per executable, "
-          f"no client-side rate limit.\n")
+    limit = f"at most {setup.rate:g} requests/s" if setup.rate else "no client-side rate limit"
+    print(f"Measured on {machine()}; concurrency {setup.concurrency}, {limit}, "
+          f"{setup.detections} vendor detections per executable.\n")
     print(table(results))
     print()
-    print("\n".join(verdicts(results, args.concurrency)))
+    print("\n".join(verdicts(results, setup.concurrency)))
     return 0
 
 
