@@ -5,7 +5,8 @@ CLI. It must exit 78 and print exactly one problem, starting with the words the 
 expects (the section and key, then what is wrong), without a traceback; the folder must
 be left exactly as it was: config.ini byte for byte with its modification time, and no
 log, lock or database file created. Cases that need file permissions to bite run the CLI
-as an unprivileged user (``nobody``) when the tests run as root.
+without root's power to override them. A stored position that is not a UUID never reaches
+a request (the simulator sees none).
 """
 
 from __future__ import annotations
@@ -313,3 +314,25 @@ def test_an_unreadable_config_is_one_message(unprivileged):
     assert_one_problem(result, config, "cannot read the file: Permission denied")
     assert snapshot(unprivileged.folder) == before
 
+
+HOSTILE_POSITIONS = [
+    "0b3c0c7e-8a4c-4a47-9c66-0d5e62d3a2b1&threatType=all",
+    "0b3c0c7e-8a4c-4a47-9c66-0d5e62d3a2b1%26page%3D9",
+    "../../feed/",
+    "0b3c0c7e-8a4c-4a47-9c66-0d5e62d3a2b1\n  X-Injected: 1",
+    "' OR 1=1 --",
+    "0b3c0c7e8a4c4a479c660d5e62d3a2b1ffff",
+]
+
+
+@pytest.mark.parametrize("position", HOSTILE_POSITIONS)
+def test_a_stored_position_is_checked_before_it_goes_into_a_request(tmp_path, simulator, position):
+    config = write_config(tmp_path, simulator.url)
+    config.write_text(config.read_text().replace("\nposition =\n", f"\nposition = {position}\n"))
+    before = snapshot(tmp_path)
+
+    result = run_cli(config)
+
+    assert_one_problem(result, config, "[pm_api] position: must be a UUID")
+    assert simulator.requests == []
+    assert snapshot(tmp_path) == before
