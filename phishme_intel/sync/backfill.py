@@ -61,9 +61,9 @@ def backfill(run: Run, state: SyncState) -> None:
     since_commit, last_commit = 0, time.monotonic()
     window_totals: set[tuple[int | None, int]] = set()
     for (window, last_page), fetched in run.pipeline.stream(lambda s: _plan(run, s, start, until, threat_type)):
-        page = fetched.result()
-        window_totals.add(_totals(page))
-        since_commit += _deliver(run, page)
+        totals, delivered = _decode_and_deliver(run, fetched)
+        window_totals.add(totals)
+        since_commit += delivered
         if not last_page:
             continue
         run.report.backfill_reached = window.end
@@ -100,6 +100,15 @@ def _plan(run: Run, stream: Stream, start: int, until: int, threat_type: str) ->
         for number in range(1, total):
             page = stream.submit(run.client.fetch_window, window.begin, window.end, number, threat_type)
             stream.emit((window, number == total - 1), page)
+
+
+def _decode_and_deliver(run: Run, fetched: Fetched[SearchPage]) -> tuple[tuple[int | None, int], int]:
+    """Decode a fetched page and deliver its threats: its totals, and how many it delivered.
+
+    The decoded page lives only in here, so it is gone before the next one is decoded.
+    """
+    page = fetched.result()
+    return _totals(page), _deliver(run, page)
 
 
 def _deliver(run: Run, page: SearchPage) -> int:

@@ -13,6 +13,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from ..client import Fetched, SearchPage
 from ..config import SyncState
 from ..errors import ThreatFormatError
 from ..models import ChangelogEntry, ThreatRef, parse_changelog_entry
@@ -32,12 +33,7 @@ def follow(run: Run, *, position: str | None = None, timestamp: int | None = Non
             run.products.withdraw(value)
             run.report.withdrawn += len(value)
         elif kind == "batch":
-            page = result.result()
-            threats = run.parse(page.threats, page.texts)
-            fresh = [t for t in threats if t.first_published >= expiry]
-            run.report.skipped_expired += len(threats) - len(fresh)
-            run.products.deliver(fresh)
-            run.report.delivered += len(fresh)
+            _deliver(run, result, expiry)
         elif kind == "invalid":
             run.report.skipped_invalid += value
         elif value != stored:
@@ -46,6 +42,19 @@ def follow(run: Run, *, position: str | None = None, timestamp: int | None = Non
             log.info("updates: position %s stored (%d delivered, %d withdrawn so far)",
                      value, run.report.delivered, run.report.withdrawn)
         run.progress()
+
+
+def _deliver(run: Run, fetched: Fetched[SearchPage], expiry: int) -> None:
+    """Decode a batch fetched by id and deliver its threats that are not expired.
+
+    The decoded batch lives only in here, so it is gone before the next one is decoded.
+    """
+    page = fetched.result()
+    threats = run.parse(page.threats, page.texts)
+    fresh = [t for t in threats if t.first_published >= expiry]
+    run.report.skipped_expired += len(threats) - len(fresh)
+    run.products.deliver(fresh)
+    run.report.delivered += len(fresh)
 
 
 def _plan(run: Run, stream: Stream, position: str | None, timestamp: int | None) -> None:
