@@ -12,6 +12,8 @@ import contextlib
 import os
 import tempfile
 
+_SUFFIX = ".tmp"
+
 
 def write_atomic(target: str, data: bytes, mode: int | None = None) -> None:
     """Replace ``target`` with ``data`` atomically and durably.
@@ -27,7 +29,7 @@ def write_atomic(target: str, data: bytes, mode: int | None = None) -> None:
             mode = os.stat(target).st_mode & 0o7777
         except FileNotFoundError:
             mode = 0o600
-    fd, temporary = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(target)}.", suffix=".tmp")
+    fd, temporary = tempfile.mkstemp(dir=folder, prefix=_prefix(target), suffix=_SUFFIX)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -40,6 +42,27 @@ def write_atomic(target: str, data: bytes, mode: int | None = None) -> None:
             os.unlink(temporary)
         raise
     fsync_folder(folder)
+
+
+def remove_leftovers(target: str) -> list[str]:
+    """Remove the temporary files that writers of ``target`` killed mid-write left behind.
+
+    Call it only while holding the lock that keeps other writers of ``target`` away.
+    Returns the paths removed.
+    """
+    target = os.path.realpath(target)
+    folder, prefix = os.path.dirname(target), _prefix(target)
+    removed = []
+    for name in os.listdir(folder):
+        if name.startswith(prefix) and name.endswith(_SUFFIX):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(folder, name))
+                removed.append(os.path.join(folder, name))
+    return removed
+
+
+def _prefix(target: str) -> str:
+    return f".{os.path.basename(target)}."
 
 
 def fsync_folder(folder: str) -> None:

@@ -15,7 +15,7 @@ import os
 
 from configupdater import ConfigUpdater, Section
 
-from .atomic import write_atomic
+from .atomic import remove_leftovers, write_atomic
 from .config import SyncState
 from .errors import CheckpointError
 
@@ -24,7 +24,11 @@ SECTION = "pm_api"
 
 
 class ConfigCheckpoint:
-    """Stores a :class:`~phishme_intel.config.SyncState` in the ``[pm_api]`` section of a config.ini."""
+    """Stores a :class:`~phishme_intel.config.SyncState` in the ``[pm_api]`` section of a config.ini.
+
+    Used only while the run's lock is held: saving also removes the temporary files that a
+    run killed in the middle of a rewrite left beside config.ini.
+    """
 
     def __init__(self, config_path: str) -> None:
         self.path = config_path
@@ -43,6 +47,8 @@ class ConfigCheckpoint:
                 updater.add_section(SECTION)
             _apply(updater[SECTION], state)
             content = str(updater)
+            for leftover in remove_leftovers(self.path):
+                log.info("removed %s, left by a run killed while it rewrote the config", leftover)
             if content != original:
                 write_atomic(self.path, content.encode("utf-8"))
         except (OSError, configparser.Error) as exc:

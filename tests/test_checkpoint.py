@@ -82,3 +82,15 @@ def test_a_config_that_became_invalid_is_a_checkpoint_error(config):
     with pytest.raises(CheckpointError, match="no longer valid INI"):
         ConfigCheckpoint(str(config)).save(SyncState(position="0b3c0c7e-8a4c-4a47-9c66-0d5e62d3a2b1"))
     assert config.read_text() == "[pm_api]\n[pm_api]\n"
+
+
+def test_temporary_files_left_by_a_killed_rewrite_are_removed(config):
+    leftover = config.parent / ".config.ini.k3x9q.tmp"
+    leftover.write_text("half a config")
+    unrelated = config.parent / ".other.ini.k3x9q.tmp"
+    unrelated.write_text("not ours")
+
+    ConfigCheckpoint(str(config)).save(SyncState(position="0b3c0c7e-8a4c-4a47-9c66-0d5e62d3a2b1"))
+
+    assert not leftover.exists()
+    assert unrelated.exists()
