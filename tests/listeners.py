@@ -6,6 +6,7 @@ from the code under test, so a test that round-trips a value through it checks t
 
 from __future__ import annotations
 
+import contextlib
 import re
 import socket
 import ssl
@@ -14,6 +15,7 @@ import time
 from dataclasses import dataclass, field
 
 SENTINEL = b"--end-of-test-datagrams--"
+SO_RCVBUFFORCE = 33  # Linux; Python's socket module does not name it
 
 
 @dataclass
@@ -79,6 +81,12 @@ class UdpListener:
 
     def __init__(self) -> None:
         self.socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        # A large receive buffer, so that a burst sent while this reader waits for the GIL on a
+        # busy machine is queued, not dropped (SO_RCVBUFFORCE passes rmem_max when root).
+        for option in (SO_RCVBUFFORCE, socket.SO_RCVBUF):
+            with contextlib.suppress(OSError):
+                self.socket.setsockopt(socket.SOL_SOCKET, option, 16 * 1024 * 1024)
+                break
         self.socket.bind(("127.0.0.1", 0))
         self.port = self.socket.getsockname()[1]
         self._received: list[str] = []
