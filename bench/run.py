@@ -83,14 +83,19 @@ def measure(workload: Workload, setup: Setup) -> Result:
     return Result(workload, backfill, updates, bottom, math.ceil((end - begin) / (WINDOW_HOURS * 3600)))
 
 
-def best(workload: Workload, setup: Setup, repeat: int) -> Result:
-    """The fastest of ``repeat`` runs (the machine is shared: the others only measure noise)."""
-    runs = []
+def best(workloads: Sequence[Workload], setup: Setup, repeat: int) -> list[Result]:
+    """Each workload's fastest of ``repeat`` runs (the machine is shared: the others only measure noise).
+
+    The workloads take turns, round after round, so that a busy spell of the machine does not
+    fall on one workload's runs only.
+    """
+    runs: list[list[Result]] = [[] for _ in workloads]
     for attempt in range(repeat):
-        print(f"  {workload.name} {workload.threats} threats at {workload.latency_ms:g} ms, "
-              f"run {attempt + 1} of {repeat}", file=sys.stderr, flush=True)
-        runs.append(measure(workload, setup))
-    return min(runs, key=lambda result: result.total)
+        for workload, done in zip(workloads, runs, strict=True):
+            print(f"  {workload.name} {workload.threats} threats at {workload.latency_ms:g} ms, "
+                  f"run {attempt + 1} of {repeat}", file=sys.stderr, flush=True)
+            done.append(measure(workload, setup))
+    return [min(done, key=lambda result: result.total) for done in runs]
 
 
 def table(results: Sequence[Result]) -> str:
@@ -188,11 +193,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if unknown:
         options.error(f"unknown workload {', '.join(sorted(unknown))}; choose from {', '.join(WORKLOADS)}")
     setup = Setup(args.concurrency, args.max_requests_per_second, args.detections)
-    results = [
-        best(workload, setup, args.repeat)
-        for name in args.workloads or WORKLOADS
-        for workload in WORKLOADS[name]
-    ]
+    results = best([workload for name in args.workloads or WORKLOADS for workload in WORKLOADS[name]], setup,
+                   args.repeat)
     limit = f"at most {setup.rate:g} requests/s" if setup.rate else "no client-side rate limit"
     print(f"Measured on {machine()}; concurrency {setup.concurrency}, {limit}, "
           f"{setup.detections} vendor detections per executable.\n")
