@@ -9,7 +9,7 @@ import time
 import pytest
 import trustme
 from configupdater import ConfigUpdater
-from contract import AdapterContract
+from contract import AdapterContract, deliver
 from listeners import TcpListener, UdpListener, parse_cef, parse_syslog, refused_port
 from support import run_cli, sample_threats, write_config
 
@@ -41,17 +41,6 @@ def events_held(lines):
         else:
             held.add(ref)
     return held
-
-
-def deliver(adapter, threats=(), withdrawn=(), commit=True):
-    adapter.open()
-    try:
-        adapter.deliver(list(threats))
-        adapter.withdraw(list(withdrawn))
-        if commit:
-            adapter.commit()
-    finally:
-        adapter.close()
 
 
 @pytest.fixture(scope="module")

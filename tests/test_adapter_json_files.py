@@ -7,7 +7,7 @@ import json
 import os
 
 import pytest
-from contract import AdapterContract
+from contract import AdapterContract, deliver
 from support import run_cli, sample_threats, store, write_config
 
 from phishme_intel.adapters.json_files import JsonFilesAdapter
@@ -41,17 +41,6 @@ def jsonl_held(path):
         ref = ThreatRef(event["threat_type"], event["threat_id"])
         (held.add if event["action"] == "upsert" else held.discard)(ref)
     return held
-
-
-def deliver(adapter, threats=(), withdrawn=(), commit=True):
-    adapter.open()
-    try:
-        adapter.deliver(list(threats))
-        adapter.withdraw(list(withdrawn))
-        if commit:
-            adapter.commit()
-    finally:
-        adapter.close()
 
 
 @pytest.fixture(params=["dated", "flat", "jsonl"])

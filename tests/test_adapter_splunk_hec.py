@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import trustme
-from contract import AdapterContract
+from contract import AdapterContract, deliver
 from support import run_cli, sample_threats, write_config
 
 from phishme_intel import config as config_module
@@ -149,16 +149,6 @@ def hec(url: str, **settings) -> SplunkHecAdapter:
     return SplunkHecAdapter({**defaults, **settings})
 
 
-def send(adapter: SplunkHecAdapter, threats, withdrawn=()) -> None:
-    adapter.open()
-    try:
-        adapter.deliver(threats)
-        adapter.withdraw(list(withdrawn))
-        adapter.commit()
-    finally:
-        adapter.close()
-
-
 def closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -193,7 +183,7 @@ RAW = {
 
 
 def test_events_carry_time_metadata_and_the_threat_in_the_hec_format(collector):
-    send(hec(collector.url, index="threat_intel", indicator_events=True), [parse_threat(RAW)],
+    deliver(hec(collector.url, index="threat_intel", indicator_events=True), [parse_threat(RAW)],
          withdrawn=[ThreatRef("phish", 5)])
 
     [request] = collector.requests
@@ -215,13 +205,13 @@ def test_events_carry_time_metadata_and_the_threat_in_the_hec_format(collector):
 
 def test_without_indicator_events_each_threat_is_one_event_and_index_is_left_to_the_token(collector):
     threats = sample_threats()
-    send(hec(collector.url), threats)
+    deliver(hec(collector.url), threats)
     assert [e["event"]["threat_id"] for e in collector.events] == [t.id for t in threats]
     assert all("index" not in event for event in collector.events)
 
 
 def test_a_full_url_to_the_endpoint_is_used_as_it_is(collector):
-    send(hec(collector.url + "/services/collector/event"), sample_threats()[:1])
+    deliver(hec(collector.url + "/services/collector/event"), sample_threats()[:1])
     assert [r["path"] for r in collector.requests] == ["/services/collector/event"]
 
 
@@ -246,7 +236,7 @@ def test_events_not_committed_are_never_sent(collector):
 def test_503_and_429_are_retried_with_the_same_batch(collector):
     collector.faults = [503, 429]
     threats = sample_threats()
-    send(hec(collector.url), threats)
+    deliver(hec(collector.url), threats)
     assert len(collector.requests) == 3
     assert len({r["body"] for r in collector.requests}) == 1
     assert collector.held() == {t.ref for t in threats}
@@ -255,7 +245,7 @@ def test_503_and_429_are_retried_with_the_same_batch(collector):
 def test_a_collector_that_stays_busy_fails_the_commit_naming_adapter_and_url(collector):
     collector.faults = [503] * 10
     with pytest.raises(AdapterError) as failure:
-        send(hec(collector.url, max_retries=2), sample_threats())
+        deliver(hec(collector.url, max_retries=2), sample_threats())
     assert len(collector.requests) == 3
     message = str(failure.value)
     assert message.startswith("adapter splunk_hec: ")
@@ -267,7 +257,7 @@ def test_a_refused_token_fails_at_once_without_showing_the_token(tmp_path, colle
     caplog.set_level(logging.DEBUG)
     adapter = hec(collector.url, token="wrong-" + TOKEN)
     with pytest.raises(AdapterError) as failure:
-        send(adapter, sample_threats())
+        deliver(adapter, sample_threats())
     assert len(collector.requests) == 1
     assert "HTTP 403 (Invalid token, code 4): check [integration_splunk_hec] token" in str(failure.value)
     assert TOKEN not in str(failure.value)
@@ -277,13 +267,13 @@ def test_a_refused_token_fails_at_once_without_showing_the_token(tmp_path, colle
 def test_a_refused_connection_names_the_destination(broken_adapter):
     with pytest.raises(AdapterError, match=r"cannot reach http://127\.0\.0\.1:\d+/services/collector/event: "
                                            r"\[Errno 111\] Connection refused \(1 attempts\)"):
-        send(broken_adapter, sample_threats())
+        deliver(broken_adapter, sample_threats())
 
 
 def test_tls_is_verified_by_default_so_an_unknown_ca_is_refused(tls_collector):
     refused = r"TLS failure with https://localhost:\d+/services/collector/event: certificate verify failed"
     with pytest.raises(AdapterError, match=refused):
-        send(hec(tls_collector.url), sample_threats())
+        deliver(hec(tls_collector.url), sample_threats())
     assert tls_collector.events == []
 
 
@@ -291,14 +281,14 @@ def test_tls_succeeds_with_the_collectors_ca_bundle(tmp_path, ca, tls_collector)
     bundle = tmp_path / "ca.pem"
     ca.cert_pem.write_to_path(str(bundle))
     threats = sample_threats()
-    send(hec(tls_collector.url, ca_bundle=str(bundle)), threats)
+    deliver(hec(tls_collector.url, ca_bundle=str(bundle)), threats)
     assert tls_collector.held() == {t.ref for t in threats}
 
 
 @pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
 def test_tls_verification_can_be_turned_off(tls_collector):
     threats = sample_threats()
-    send(hec(tls_collector.url, ssl_verify=False), threats)
+    deliver(hec(tls_collector.url, ssl_verify=False), threats)
     assert tls_collector.held() == {t.ref for t in threats}
 
 

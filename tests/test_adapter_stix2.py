@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
-from contract import AdapterContract
+from contract import AdapterContract, deliver
 from stix2validator import ValidationOptions, validate_string
 from support import run_cli, sample_threats, write_config
 
@@ -68,16 +68,6 @@ def held_in(folder: Path) -> set[ThreatRef]:
     return {
         report_ref(obj) for obj in latest_objects(folder).values() if obj["type"] == "report" and not obj.get("revoked")
     }
-
-
-def deliver(adapter: Stix2Adapter, threats, withdrawn=()) -> None:
-    adapter.open()
-    try:
-        adapter.deliver(threats)
-        adapter.withdraw(list(withdrawn))
-        adapter.commit()
-    finally:
-        adapter.close()
 
 
 @pytest.fixture

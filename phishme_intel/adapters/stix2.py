@@ -46,6 +46,7 @@ from ..atomic import write_atomic
 from ..errors import AdapterError
 from ..models import Indicator, Threat, ThreatRef
 from ..options import Option, choice, path
+from ..outfiles import folder_problem
 from .base import Adapter
 
 NAMESPACE = uuid.UUID("5b0c2a8e-3f4d-4d6b-9a57-2f1c6de0a7c1")
@@ -87,7 +88,7 @@ class Stix2Adapter(Adapter):
 
     @classmethod
     def check(cls, settings: Mapping[str, Any]) -> list[str]:
-        problem = _folder_problem(settings["folder"])
+        problem = folder_problem(settings["folder"])
         return [f"folder: {problem}"] if problem else []
 
     def __init__(self, settings: Mapping[str, Any]) -> None:
@@ -227,19 +228,6 @@ class Stix2Adapter(Adapter):
             write_atomic(target, data, mode=0o644)
         except OSError as exc:
             raise AdapterError(self.name, f"cannot write {target}: {exc.strerror or exc}") from None
-
-
-def _folder_problem(folder: str) -> str | None:
-    if os.path.isdir(folder):
-        return None if os.access(folder, os.W_OK | os.X_OK) else f"the folder {folder} is not writable"
-    if os.path.exists(folder):
-        return f"{folder} is not a folder"
-    parent = os.path.dirname(os.path.abspath(folder))
-    if not os.path.isdir(parent):
-        return f"neither {folder} nor the folder it would be created in exists"
-    if not os.access(parent, os.W_OK | os.X_OK):
-        return f"{folder} does not exist and {parent} is not writable"
-    return None
 
 
 def _pattern(indicator: Indicator) -> str | None:
