@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import os
+import pty
 import sqlite3
+import struct
 import subprocess
 import sys
+import termios
+import time
 from pathlib import Path
 
 from configupdater import ConfigUpdater
@@ -61,6 +66,33 @@ def run_cli(config: Path, *args: str, timeout: float = 120) -> subprocess.Comple
         cli_command(config, *args),
         capture_output=True, text=True, timeout=timeout, cwd=ROOT,
     )
+
+
+def run_cli_on_a_terminal(
+    config: Path, *args: str, answer: str | None = None, timeout: float = 60
+) -> tuple[int, str, float]:
+    """The CLI with a 120x40 terminal as stdin, stdout and stderr, ``answer`` typed at its prompt.
+
+    Returns its exit code, everything it wrote, and how long it ran.
+    """
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+    started = time.monotonic()
+    process = subprocess.Popen(cli_command(config, *args), stdin=follower, stdout=follower, stderr=follower, cwd=ROOT)
+    os.close(follower)
+    if answer is not None:
+        os.write(leader, answer.encode() + b"\n")
+    output = b""
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        output += chunk
+    os.close(leader)
+    return process.wait(timeout=timeout), output.decode(), time.monotonic() - started
 
 
 def store(path: Path) -> dict[str, object]:

@@ -2,41 +2,13 @@
 
 from __future__ import annotations
 
-import fcntl
-import os
-import pty
-import struct
-import subprocess
-import termios
-import time
-
-from support import ROOT, cli_command, run_cli, write_config
+from support import run_cli, run_cli_on_a_terminal, write_config
 
 import phishme_intel
 from phishme_intel.progress import fraction, line
 from phishme_intel.sync import Report
 
 DAY = 86400
-
-
-def _on_a_terminal(config, *args, timeout=60):
-    """Run the CLI with a terminal as stdin, stdout and stderr; returns its exit code, output and run time."""
-    leader, follower = pty.openpty()
-    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
-    started = time.monotonic()
-    process = subprocess.Popen(cli_command(config, *args), stdin=follower, stdout=follower, stderr=follower, cwd=ROOT)
-    os.close(follower)
-    output = b""
-    while True:
-        try:
-            chunk = os.read(leader, 4096)
-        except OSError:
-            break
-        if not chunk:
-            break
-        output += chunk
-    os.close(leader)
-    return process.wait(timeout=timeout), output.decode(), time.monotonic() - started
 
 
 def test_a_quarter_done_backfill_shows_a_quarter_bar_counts_and_the_time_left():
@@ -71,7 +43,7 @@ def test_the_line_fits_a_narrow_terminal():
 
 
 def test_a_backfill_on_a_terminal_draws_the_progress_line(config, dataset):
-    code, output, _ = _on_a_terminal(config)
+    code, output, _ = run_cli_on_a_terminal(config)
 
     assert code == 0, output
     assert "backfill [########################################] 100%  ETA 0 s  up to " in output
@@ -88,7 +60,7 @@ def test_a_run_started_from_a_terminal_does_not_wait_for_the_jitter(tmp_path, si
     config = write_config(tmp_path, simulator.url, pm_jitter={"use": "True", "scheduler_offset": "14"})
     phishme_intel.run(str(config))
 
-    code, output, seconds = _on_a_terminal(config)
+    code, output, seconds = run_cli_on_a_terminal(config)
 
     assert code == 0, output
     assert "updates: 0 delivered, 0 withdrawn" in output

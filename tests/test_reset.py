@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
-import pty
-import subprocess
 
 from filelock import FileLock
-from support import ROOT, cli_command, run_cli
+from support import run_cli, run_cli_on_a_terminal
 
 import phishme_intel
 from phishme_intel import config as config_module
@@ -21,25 +18,6 @@ def _state_lines(config):
 
 def _other_lines(config):
     return [line for line in config.read_text().splitlines() if not line.startswith(("position", "backfill_"))]
-
-
-def _on_a_terminal(config, answer, *args):
-    """The CLI with a terminal as stdin, stdout and stderr; ``answer`` typed at its prompt."""
-    leader, follower = pty.openpty()
-    process = subprocess.Popen(cli_command(config, *args), stdin=follower, stdout=follower, stderr=follower, cwd=ROOT)
-    os.close(follower)
-    os.write(leader, answer.encode() + b"\n")
-    output = b""
-    while True:
-        try:
-            chunk = os.read(leader, 4096)
-        except OSError:
-            break
-        if not chunk:
-            break
-        output += chunk
-    os.close(leader)
-    return process.wait(timeout=60), output.decode()
 
 
 def test_reset_with_yes_clears_the_position_and_the_next_run_backfills(config, dataset):
@@ -77,7 +55,7 @@ def test_reset_asks_on_a_terminal_and_no_changes_nothing(config):
     phishme_intel.run(str(config))
     before = config.read_bytes()
 
-    code, output = _on_a_terminal(config, "n", "--reset")
+    code, output, _ = run_cli_on_a_terminal(config, "--reset", answer="n")
 
     assert code == 0
     assert "stores the position" in output and "Reset? [y/N]" in output and "nothing changed" in output
@@ -87,7 +65,7 @@ def test_reset_asks_on_a_terminal_and_no_changes_nothing(config):
 def test_reset_asks_on_a_terminal_and_yes_clears(config):
     phishme_intel.run(str(config))
 
-    code, output = _on_a_terminal(config, "y", "--reset")
+    code, output, _ = run_cli_on_a_terminal(config, "--reset", answer="y")
 
     assert code == 0, output
     assert config_module.load(str(config)).state.position is None
