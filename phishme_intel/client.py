@@ -72,7 +72,8 @@ class Fetched(Generic[T]):
     """An answer's body, fetched already, decoded by :meth:`result` in the thread that calls it.
 
     ``again(retry, attempt)`` is called when the body of attempt number ``attempt`` does not
-    decode; it returns the body of a later attempt and that attempt's number.
+    decode; it returns the body of a later attempt and that attempt's number. The decoded
+    answer replaces the body, so a second :meth:`result` does not decode it again.
     """
 
     def __init__(
@@ -82,16 +83,19 @@ class Fetched(Generic[T]):
         self._attempt = attempt
         self._decode = decode
         self._again = again
+        self._decoded: list[T] = []
 
     def result(self) -> T:
         """The decoded answer. A body that is not a valid answer counts as a failed attempt and
         the call's remaining retries run here (the good body then replaces it); raises
         ApiUnavailable when none is left."""
-        while True:
+        while not self._decoded:
             try:
-                return self._decode(self._body)
+                self._decoded.append(self._decode(self._body))
+                self._body = b""
             except _Retry as retry:
                 self._body, self._attempt = self._again(retry, self._attempt)
+        return self._decoded[0]
 
 
 class _Retry(Exception):

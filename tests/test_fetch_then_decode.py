@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from support import PASSWORD, USER, run_cli, store
 
-from phishme_intel.client import ApiClient
+from phishme_intel.client import ApiClient, Fetched
 from phishme_intel.config import ApiSettings
 
 
@@ -67,3 +67,16 @@ def test_search_answers_that_stay_unusable_end_the_run_with_69_and_no_position(c
     assert result.returncode == 69
     assert "failed 4 times, last: the answer does not say success" in result.stderr
     assert [line.strip() for line in config.read_text().splitlines() if line.startswith("position")] == ["position ="]
+
+
+def test_a_fetched_answer_is_decoded_once_however_often_it_is_read():
+    decoded = []
+
+    def decode(body):
+        decoded.append(body)
+        return body.decode()
+
+    fetched = Fetched(b"page", 1, decode, again=lambda retry, attempt: (b"", attempt))
+
+    assert [fetched.result(), fetched.result()] == ["page", "page"]
+    assert decoded == [b"page"]
