@@ -114,3 +114,16 @@ def test_a_missing_config_file_exits_78(tmp_path):
 
     assert result.returncode == 78
     assert "cannot read the file" in result.stderr
+
+
+def test_an_error_message_that_happens_to_contain_a_secret_shows_it_masked(tmp_path):
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    config = write_config(tmp_path, f"http://127.0.0.1:{port}/apiv1", pm_api={"max_retries": "0", "pass": "127.0.0.1"})
+
+    result = run_cli(config)
+
+    assert result.returncode == 69
+    assert "is *** reachable?" in result.stderr
+    assert "127.0.0.1" not in result.stderr
