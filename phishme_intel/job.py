@@ -48,9 +48,8 @@ def run(
         try:
             report = _sync(config, watch, jitter)
         except Error as exc:
-            _redact(exc, config.secrets)
             log.error("run failed (exit %d): %s", exc.exit_code, exc)
-            _record(config, RunRecord.of(watch.ended(), exc.exit_code, str(exc)))
+            _record(config, RunRecord.of(watch.ended(), exc.exit_code, redact(str(exc), config.secrets)))
             raise
         except Exception as exc:
             log.exception("run failed: unexpected error")
@@ -75,18 +74,12 @@ def check(config_path: str, *, verbose: bool = False) -> Config:
         try:
             client.check()
         except Error as exc:
-            _redact(exc, config.secrets)
             log.error("check failed (exit %d): %s", exc.exit_code, exc)
             raise
         finally:
             client.close()
         log.info("check passed: %s answers to user %s", config.api.base_url, config.api.user)
     return config
-
-
-def _redact(exc: Error, secrets: list[str]) -> None:
-    """Mask every secret in ``exc``'s message, whichever part of the run wrote it, before it is shown."""
-    exc.args = (redact(str(exc), secrets),)
 
 
 def status(config_path: str) -> Health:

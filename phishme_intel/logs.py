@@ -14,6 +14,8 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from urllib.parse import quote
 
+from .errors import Error
+
 MAX_BYTES = 5 * 1024 * 1024
 BACKUP_COUNT = 9
 FORMAT = "%(asctime)s %(levelname)-7s [%(process)d] %(name)s: %(message)s"
@@ -45,6 +47,8 @@ def logging_to(log_file: str | None, level: str, secrets: Iterable[str], verbose
     """Send phishme_intel's (and urllib3's) log lines to ``log_file`` (and stderr if ``verbose``).
 
     ``log_file`` None writes no file (a dry run). Raises OSError when the log file cannot be opened.
+    An :class:`~phishme_intel.errors.Error` leaving the block has every secret masked in its
+    message, so whatever part of the run wrote it, the user never sees a secret in it.
     """
     formatter = RedactingFormatter(list(secrets))
     handlers: list[logging.Handler] = []
@@ -67,6 +71,9 @@ def logging_to(log_file: str | None, level: str, secrets: Iterable[str], verbose
             logger.addHandler(handler)
     try:
         yield
+    except Error as exc:
+        exc.args = (redact(str(exc), formatter.secrets),)
+        raise
     finally:
         for logger, (old_level, old_propagate) in zip(loggers, saved, strict=True):
             for handler in handlers:
