@@ -1,9 +1,10 @@
 """``python -m phishme_intel.demo``: the main job, end to end, on the built-in default.
 
-Starts the bundled API simulator in its own process, writes a config.ini for it (from
-config.ini.example) into ``demo-run/``, runs ``phishme_to_product.py -conf`` twice (the
-backfill, then, after the simulator published updates and deletions, the updates run)
-and prints what landed in the SQLite store.
+Starts the bundled API simulator in its own process, writes a config.ini for it into
+``demo-run/``, runs ``python -m phishme_intel -conf`` (what ``phishme_to_product.py`` and
+the ``phishme-intel`` command run) twice: the backfill, then, after the simulator published
+updates and deletions, the updates run; and prints what landed in the SQLite store. It
+needs nothing but the installed package: no source checkout, no config.ini.example.
 """
 
 from __future__ import annotations
@@ -21,9 +22,20 @@ import time
 import urllib.request
 from pathlib import Path
 
-from configupdater import ConfigUpdater
+CONFIG = """\
+# written by python -m phishme_intel.demo for the bundled simulator; see config.ini.example
+[pm_api]
+base_url = {base_url}
+user = demo
+pass = demo-secret
+init_date = {init_date}
+max_requests_per_second = 0
+position =
 
-ROOT = Path(__file__).resolve().parent.parent
+[integration_sqlite]
+use = True
+path = phishme_intel.sqlite3
+"""
 
 
 def main() -> int:
@@ -75,17 +87,10 @@ def _wait_for(port_file: Path, simulator: subprocess.Popen[bytes]) -> int:
 
 
 def _write_config(work: Path, base_url: str) -> Path:
-    updater = ConfigUpdater()
-    updater.read(ROOT / "config.ini.example")
-    api = updater["pm_api"]
-    api["base_url"] = base_url
-    api["user"] = "demo"
-    api["pass"] = "demo-secret"
-    api["init_date"] = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=31)).strftime("%Y-%m-%d")
-    api["max_requests_per_second"] = "0"
+    init_date = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=31)).strftime("%Y-%m-%d")
     config = work / "config.ini"
     with tempfile.NamedTemporaryFile("w", dir=work, delete=False) as handle:
-        handle.write(str(updater))
+        handle.write(CONFIG.format(base_url=base_url, init_date=init_date))
     os.chmod(handle.name, 0o600)
     os.replace(handle.name, config)
     return config
@@ -94,9 +99,9 @@ def _write_config(work: Path, base_url: str) -> Path:
 def _sync(step: str, config: Path) -> int:
     started = time.monotonic()
     as_root = ["--allow-root"] if os.geteuid() == 0 else []
-    result = subprocess.run([sys.executable, str(ROOT / "phishme_to_product.py"), "-conf", str(config), *as_root])
+    result = subprocess.run([sys.executable, "-m", "phishme_intel", "-conf", str(config), *as_root])
     elapsed = time.monotonic() - started
-    print(f"{step}: phishme_to_product.py exited {result.returncode} after {elapsed:.2f} s")
+    print(f"{step}: phishme-intel exited {result.returncode} after {elapsed:.2f} s")
     if result.returncode:
         print(f"see the log: {config.parent / 'phishme_intel.log'}")
     return result.returncode
