@@ -10,8 +10,51 @@ The library API is small::
     phishme_intel.reset("/etc/phishme-intel/config.ini")              # the next run backfills
 
 Every error it raises on purpose is a :class:`phishme_intel.Error`, with an ``exit_code``.
+
+How the package is laid out (for newcomers)
+-------------------------------------------
+Data flows one way: ``cli`` parses argv and calls one function of ``commands`` (the library
+API), which loads ``config``, takes the ``lock``, sets up ``logs`` and hands the ``sync``
+engine an API ``client``, the enabled ``adapters`` and a checkpoint from ``state``. The
+engine fetches pages through the client, turns them into ``models`` (threats, indicators,
+changelog entries), fans them out to the adapters, commits them, and only then stores the
+new position through the checkpoint. ``monitoring`` reads the run's report and state
+afterwards (status file, metrics, ``--status``, the progress line).
+
+The rooms, and what each may import (always downward in this list):
+
+``cli``
+    argv to a command, words and exit codes. Imports ``commands``, ``monitoring``.
+``commands``
+    run, check, status, dry_run, reset: one whole job each. Imports anything below.
+``config/``
+    reading and validating config.ini (``vendor4x``: the 4.x layout). Imports ``adapters``
+    (to list and validate them), ``options``, ``state``, ``files``, ``errors``.
+``schedule``, ``lock``, ``logs``
+    when a run starts, one run at a time, where its log goes.
+``sync/``
+    the engine: ``engine`` (one run's parts and commit), ``backfill``, ``updates``,
+    ``pipeline`` (concurrent fetches, in-order delivery), ``fanout`` (the adapters as one).
+    Imports ``client``, ``models``, ``state``, ``adapters.base``; never a concrete adapter.
+``client``, ``jsontext``
+    the API over HTTP; decoding that keeps each threat's JSON text. Imports ``models``.
+``models``
+    threats and indicators, parsed and checked. Imports ``errors``.
+``adapters/``
+    ``base`` (the interface and its vocabulary), one file per product named as its config
+    section, helpers private to adapters with a leading underscore (``_cef``, ``_syslog``).
+    Imports ``models``, ``options``, ``files``, ``errors``.
+``monitoring/``
+    ``status_file``, ``metrics``, ``health`` (``--status``), ``progress``, ``timefmt``.
+    Imports ``state``, ``files``; never the engine.
+``state``, ``options``, ``files``, ``errors``, ``version``
+    the floor: the sync state and report and where they are kept, typed config values,
+    atomic file writing, the error types.
+``simulator/``, ``demo``
+    the bundled API simulator and ``python -m phishme_intel.demo``; nothing imports them.
 """
 
+from .commands import DryRun, check, dry_run, reset, run, status
 from .errors import (
     AdapterError,
     ApiError,
@@ -24,10 +67,8 @@ from .errors import (
     LockHeld,
     UnknownPosition,
 )
-from .health import Health
-from .job import check, reset, run, status
-from .preview import DryRun, dry_run
-from .sync import Report
+from .monitoring.health import Health
+from .state import Report
 from .version import __version__
 
 __all__ = [
