@@ -1,6 +1,6 @@
 """``phishme-intel -conf config.ini``: a thin layer over the library.
 
-Each flag calls one library function (:mod:`phishme_intel.job`, :mod:`phishme_intel.preview`)
+Each flag calls one library function (:mod:`phishme_intel.commands`)
 and prints what it returns. This is the one place where errors become words and exit codes:
 an :class:`~phishme_intel.errors.Error` prints its message (no traceback) to stderr and exits
 with its code; anything else prints one line, leaves the traceback in the log file, and
@@ -15,10 +15,11 @@ import os
 import sys
 from collections.abc import Sequence
 
-from . import health, job, preview, reset_plan
+from . import commands
 from .errors import Error, LockHeld
+from .monitoring import health
+from .monitoring.progress import ProgressLine
 from .options import instant
-from .progress import ProgressLine
 from .version import __version__
 
 ROOT_REFUSED = 77
@@ -87,7 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     progress = ProgressLine(sys.stderr) if sys.stderr.isatty() and not args.verbose else None
     try:
-        report = job.run(args.config, verbose=args.verbose, on_progress=progress, jitter=not sys.stdin.isatty())
+        report = commands.run(args.config, verbose=args.verbose, on_progress=progress, jitter=not sys.stdin.isatty())
     finally:
         if progress is not None:
             progress.close()
@@ -100,7 +101,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    config = job.check(args.config, verbose=args.verbose)
+    config = commands.check(args.config, verbose=args.verbose)
     for warning in config.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     print(f"OK: {args.config} is valid and {config.api.base_url} accepts user {config.api.user}")
@@ -109,7 +110,7 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    verdict = job.status(args.config)
+    verdict = commands.status(args.config)
     print(health.describe(verdict))
     return verdict.exit_code
 
@@ -117,24 +118,24 @@ def _status(args: argparse.Namespace) -> int:
 def _dry_run(args: argparse.Namespace) -> int:
     progress = ProgressLine(sys.stderr) if sys.stderr.isatty() and not args.verbose else None
     try:
-        result = preview.dry_run(args.config, verbose=args.verbose, on_progress=progress)
+        result = commands.dry_run(args.config, verbose=args.verbose, on_progress=progress)
     finally:
         if progress is not None:
             progress.close()
-    print(preview.describe(result))
+    print(commands.describe_dry_run(result))
     return 0
 
 
 def _reset(args: argparse.Namespace) -> int:
     if not args.yes:
-        print(reset_plan.plan(args.config, args.since).describe())
+        print(commands.plan_reset(args.config, args.since).describe())
         if not sys.stdin.isatty():
             print("phishme-intel: --reset needs a terminal to ask for confirmation, or --yes", file=sys.stderr)
             return USAGE
         if _answer("Reset? [y/N] ") not in ("y", "yes"):
             print("nothing changed")
             return 0
-    done = job.reset(args.config, args.since, verbose=args.verbose)
+    done = commands.reset(args.config, args.since, verbose=args.verbose)
     print(f"reset: the next run backfills every threat since {done.backfill_from:%Y-%m-%d %H:%M:%S %Z}")
     return 0
 

@@ -1,8 +1,21 @@
-"""A whole run, as cron starts it: config → log → lock → jitter → sync → status, as library functions.
+"""The library API: one function per command, as cron, the CLI and an embedding program call them.
 
-:func:`run`, :func:`check`, :func:`status` and :func:`reset` are what the CLI calls and what
-a Python program embedding phishme-intel calls (:func:`phishme_intel.preview.dry_run` too);
-all raise the :class:`~phishme_intel.errors.Error` family and print nothing.
+:func:`run` is a whole run as cron starts it (config → log → lock → jitter → sync → status);
+:func:`check` validates the config and tests the connection; :func:`status` judges the
+status file; :func:`dry_run` fetches and transforms with nothing written; :func:`reset`
+forgets the stored position (:func:`plan_reset` says what it would do). All raise the
+:class:`~phishme_intel.errors.Error` family and print nothing.
+
+``--dry-run`` runs the engine unchanged, handed substitutes for the parts that write: a
+:class:`Preview` destination in place of the adapters (they are not even opened, so no
+product is touched) and a :class:`RecordingCheckpoint` that notes the states the engine
+would store instead of writing config.ini. Its log goes to stderr, never to the log file;
+there is no lock, no status or metrics file and no jitter wait.
+
+``--reset`` without a date empties the position and backfill checkpoint, so the next run
+backfills from ``init_date`` as the first run did. With ``--since DATE`` it stores a
+backfill checkpoint that starts at DATE and covers up to the moment of the reset (the
+following updates feed brings everything after it), ``init_date`` left as it is.
 """
 
 from __future__ import annotations
@@ -10,23 +23,24 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
 
-from . import config as config_module
-from . import jitter as jitter_module
-from . import reset_plan, statusfile
-from .checkpoint import ConfigCheckpoint
+from . import schedule
+from .adapters.base import Adapter
 from .client import ApiClient
-from .config import Config, SyncState
-from .errors import ConfigError, Error
-from .health import UNKNOWN, Health, judge
+from .config import Config, load
+from .errors import CheckpointError, ConfigError, Error
 from .lock import hold
 from .logs import logging_to, redact
-from .options import epoch_seconds, position
-from .reset_plan import ResetPlan
-from .statusfile import RunRecord, StatusFileError
-from .sync import Report, synchronize
+from .models import Threat, ThreatRef
+from .monitoring import metrics, status_file
+from .monitoring.health import UNKNOWN, Health, judge
+from .monitoring.status_file import RunRecord, StatusFileError
+from .state import ConfigCheckpoint, Report, SyncState
+from .sync import synchronize
 
 log = logging.getLogger("phishme_intel")
 ProgressHook = Callable[[Report], None]
@@ -37,11 +51,11 @@ def run(
 ) -> Report:
     """Sync once with the config at ``config_path``; returns what the run did.
 
-    ``on_progress`` is called with the report as the run goes (see :mod:`.progress`);
+    ``on_progress`` is called with the report as the run goes (see :mod:`.monitoring.progress`);
     ``jitter=False`` skips the ``[pm_jitter]`` wait (the CLI does when started from a
     terminal). The run ends by writing the status file (and metrics file), failed or not.
     """
-    config = config_module.load(config_path)
+    config = load(config_path)
     with _logging(config, verbose), hold(config.lock_file):
         log.info("run started (config %s, adapters: %s)", config.path, ", ".join(config.adapters) or "none")
         watch = _Watch(on_progress)
@@ -68,7 +82,7 @@ def run(
 
 def check(config_path: str, *, verbose: bool = False) -> Config:
     """Validate the config and test the connection and credentials (``GET /feed/``); no sync."""
-    config = config_module.load(config_path)
+    config = load(config_path)
     with _logging(config, verbose):
         client = ApiClient(config.api, config.proxy)
         try:
@@ -84,10 +98,10 @@ def check(config_path: str, *, verbose: bool = False) -> Config:
 
 def status(config_path: str) -> Health:
     """How healthy the sync is, judged from the status file; no network, no lock, nothing written."""
-    config = config_module.load(config_path)
+    config = load(config_path)
     settings, now = config.status, time.time()
     try:
-        current = statusfile.read(settings.status_file)
+        current = status_file.read(settings.status_file)
         code, reason = judge(current, settings.stale_after, now)
     except StatusFileError as exc:
         current, code, reason = None, UNKNOWN, str(exc)
@@ -95,8 +109,8 @@ def status(config_path: str) -> Health:
 
 
 def reset(config_path: str, since: dt.datetime | None = None, *, verbose: bool = False) -> ResetPlan:
-    """Clear the stored position and checkpoint (see :mod:`.reset_plan`); returns the reset it did."""
-    plan = reset_plan.plan(config_path, since)
+    """Clear the stored position and checkpoint (see :func:`plan_reset`); returns the reset it did."""
+    plan = plan_reset(config_path, since)
     config = plan.config
     with _logging(config, verbose), hold(config.lock_file):
         ConfigCheckpoint(config.path).save(plan.new_state)
@@ -126,9 +140,9 @@ class _Watch:
 
 def _sync(config: Config, watch: _Watch, jitter: bool) -> Report:
     if jitter:
-        minutes = jitter_module.offset(config)
+        minutes = schedule.offset(config)
         if minutes and config.state.position:
-            jitter_module.wait(minutes)
+            schedule.wait(minutes)
     client = ApiClient(config.api, config.proxy)
     try:
         adapters = [adapter(settings) for adapter, settings in config.adapters.values()]
@@ -142,14 +156,14 @@ def _record(config: Config, run: RunRecord) -> None:
     """Write the status file (and the metrics file) for ``run``; a failure is logged, never raised."""
     settings = config.status
     try:
-        previous = statusfile.read(settings.status_file)
+        previous = status_file.read(settings.status_file)
     except StatusFileError as exc:
         log.warning("%s; starting it afresh", exc)
         previous = None
-    current = statusfile.record(previous, config.path, run, _stored_state(config))
-    targets = [(settings.status_file, statusfile.write)]
+    current = status_file.record(previous, config.path, run, _stored_state(config))
+    targets = [(settings.status_file, status_file.write)]
     if settings.metrics_file:
-        targets.append((settings.metrics_file, statusfile.write_metrics))
+        targets.append((settings.metrics_file, metrics.write))
     for target, write in targets:
         try:
             write(target, current)
@@ -160,14 +174,9 @@ def _record(config: Config, run: RunRecord) -> None:
 def _stored_state(config: Config) -> SyncState:
     """The position and checkpoint config.ini holds now, after the run wrote what it wrote."""
     try:
-        section = config_module.read(config.path)["pm_api"]
-        return SyncState(
-            position(section.get("position", "")),
-            epoch_seconds(section.get("backfill_until", "")),
-            epoch_seconds(section.get("backfill_done", "")),
-        )
-    except (ConfigError, KeyError, ValueError) as exc:
-        log.warning("cannot read the stored position back from %s: %s", config.path, exc)
+        return ConfigCheckpoint(config.path).load()
+    except CheckpointError as exc:
+        log.warning("%s", exc)
         return config.state
 
 
@@ -183,3 +192,139 @@ def _logging(config: Config, verbose: bool) -> Iterator[None]:
         for warning in config.warnings:
             log.warning("config: %s", warning)
         yield
+
+
+@dataclass(frozen=True)
+class ResetPlan:
+    """A reset of one config: the state stored now and the state that replaces it."""
+
+    config: Config
+    new_state: SyncState
+    backfill_from: dt.datetime
+
+    def describe(self) -> str:
+        """What the reset changes, for a person to confirm."""
+        current = self.config.state
+        stored = (
+            f"the position {current.position}" if current.position
+            else "an unfinished backfill checkpoint" if current.backfill_until is not None
+            else "no position (the next run backfills anyway)"
+        )
+        return (
+            f"{self.config.path} stores {stored}.\n"
+            f"After the reset the next run backfills every threat last published since "
+            f"{self.backfill_from:%Y-%m-%d %H:%M:%S %Z}, then follows the updates feed."
+        )
+
+
+def plan_reset(config_path: str, since: dt.datetime | None = None) -> ResetPlan:
+    """The reset of the config at ``config_path``; ``since`` replaces ``init_date`` for the next backfill."""
+    config = load(config_path)
+    if since is None:
+        return ResetPlan(config, SyncState(), config.api.init_date)
+    now = int(time.time())
+    begin = min(int(since.timestamp()), now)
+    return ResetPlan(config, SyncState(backfill_until=now, backfill_done=begin), since)
+
+
+class RecordingCheckpoint:
+    """A checkpoint store that writes nothing and remembers every state it was given."""
+
+    def __init__(self) -> None:
+        self.saved: list[SyncState] = []
+
+    def save(self, state: SyncState) -> None:
+        self.saved.append(state)
+
+
+class Preview(Adapter):
+    """Stands in for every adapter: counts what it is handed, keeps no threat and writes nothing."""
+
+    name = "dry-run"
+
+    def __init__(self) -> None:
+        super().__init__({})
+        self.threats: Counter[str] = Counter()
+        self.indicators: Counter[str] = Counter()
+        self.withdrawn: Counter[str] = Counter()
+
+    def deliver(self, threats: Sequence[Threat]) -> None:
+        self.threats.update(threat.kind for threat in threats)
+        self.indicators.update(indicator.kind for threat in threats for indicator in threat.indicators)
+
+    def withdraw(self, refs: Sequence[ThreatRef]) -> None:
+        self.withdrawn.update(ref.kind for ref in refs)
+
+    def commit(self) -> None:
+        """Nothing to make durable."""
+
+
+@dataclass(frozen=True)
+class DryRun:
+    """What a run would have done: the report, what the adapters would have received, the state it would store."""
+
+    config: str
+    report: Report
+    adapters: list[str]
+    threats: Counter[str] = field(default_factory=Counter)
+    indicators: Counter[str] = field(default_factory=Counter)
+    withdrawn: Counter[str] = field(default_factory=Counter)
+    would_store: SyncState | None = None
+
+
+def dry_run(
+    config_path: str, *, verbose: bool = False, on_progress: Callable[[Report], None] | None = None
+) -> DryRun:
+    """Fetch and transform as a run would, write nothing; returns what it would have delivered and stored."""
+    config = load(config_path)
+    level = config.log_level if verbose else "warning"
+    with logging_to(None, level, config.secrets, verbose=True):
+        for warning in config.warnings:
+            log.warning("config: %s", warning)
+        log.info("dry run started (config %s): nothing will be written", config.path)
+        client = ApiClient(config.api, config.proxy)
+        preview, checkpoint = Preview(), RecordingCheckpoint()
+        try:
+            report = synchronize(client, [preview], checkpoint, config.api, config.state, on_progress)
+        finally:
+            client.close()
+    return DryRun(
+        config=config.path,
+        report=report,
+        adapters=list(config.adapters),
+        threats=preview.threats,
+        indicators=preview.indicators,
+        withdrawn=preview.withdrawn,
+        would_store=checkpoint.saved[-1] if checkpoint.saved else None,
+    )
+
+
+def describe_dry_run(result: DryRun) -> str:
+    """What the dry run found, for a person."""
+    report = result.report
+    adapters = ", ".join(result.adapters) or "no adapter"
+    delivered = sum(result.threats.values())
+    lines = [
+        f"dry run of {result.config} ({report.mode}): nothing was written",
+        f"would deliver {delivered:,} threats ({_by_kind(result.threats)}) "
+        f"with {sum(result.indicators.values()):,} indicators to {adapters}",
+    ]
+    if result.indicators:
+        lines.append(f"  indicators: {_by_kind(result.indicators)}")
+    lines.append(f"would withdraw {sum(result.withdrawn.values()):,} threats ({_by_kind(result.withdrawn)})")
+    lines.append(f"would skip {report.skipped_expired:,} as expired, {report.skipped_invalid:,} as invalid")
+    lines.append(f"would store {_state(result.would_store)}")
+    lines.append(f"{report.requests:,} requests in {report.finished - report.started:.1f} s")
+    return "\n".join(lines)
+
+
+def _by_kind(counts: Counter[str]) -> str:
+    return ", ".join(f"{count:,} {kind}" for kind, count in counts.most_common()) or "none"
+
+
+def _state(state: SyncState | None) -> str:
+    if state is None:
+        return "nothing: the stored position stays as it is"
+    if state.position:
+        return f"position {state.position}"
+    return f"backfill checkpoint {state.backfill_done} of {state.backfill_until}"

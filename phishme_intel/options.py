@@ -163,20 +163,6 @@ def path(raw: str) -> str:
     return os.path.expanduser(value)
 
 
-def writable_file_problem(target: str) -> str | None:
-    """Why a file cannot be created or rewritten at ``target``, or None if it can."""
-    if os.path.isdir(target):
-        return f"{target} is a directory, not a file"
-    folder = os.path.dirname(target) or "."
-    if not os.path.isdir(folder):
-        return f"the folder {folder} does not exist"
-    if not os.access(folder, os.W_OK | os.X_OK):
-        return f"the folder {folder} is not writable"
-    if os.path.exists(target) and not os.access(target, os.W_OK):
-        return f"{target} is not writable"
-    return None
-
-
 def parse_section(
     name: str,
     raw: Mapping[str, str] | None,

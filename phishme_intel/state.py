@@ -1,10 +1,12 @@
-"""Writing the sync's progress back into config.ini.
+"""The sync's state, what a run did, and where the state is kept: ``[pm_api]`` in config.ini.
 
-The position (and, during a backfill, ``backfill_until``/``backfill_done``) is stored in
-``[pm_api]``, where the vendor library kept its position, so an existing config.ini keeps
-working. The file is edited with configupdater: every comment, blank line, key order and
-unrelated value stays byte for byte as it was; only the changed lines differ. The new file
-replaces the old one atomically (:mod:`phishme_intel.atomic`) with the same permissions.
+:class:`SyncState` is what the sync stored last time (the updates position, or a backfill in
+progress); :class:`Report` is what one run did. :class:`ConfigCheckpoint` writes the state
+back into the ``[pm_api]`` section, where the vendor library kept its position, so an
+existing config.ini keeps working; it also stores the ``[pm_jitter]`` offset. The file is
+edited with configupdater: every comment, blank line, key order and unrelated value stays
+byte for byte as it was; only the changed lines differ. The new file replaces the old one
+atomically (:func:`phishme_intel.files.write_atomic`) with the same permissions.
 """
 
 from __future__ import annotations
@@ -12,51 +14,133 @@ from __future__ import annotations
 import configparser
 import logging
 import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
 
 from configupdater import ConfigUpdater, Section
 
-from .atomic import remove_leftovers, write_atomic
-from .config import SyncState
 from .errors import CheckpointError
+from .files import remove_leftovers, write_atomic
+from .options import epoch_seconds, position
 
 log = logging.getLogger(__name__)
 SECTION = "pm_api"
+JITTER_SECTION = "pm_jitter"
+JITTER_KEY = "scheduler_offset"
+
+
+@dataclass(frozen=True)
+class SyncState:
+    """What the sync stored last time: the updates position, or a backfill in progress.
+
+    ``backfill_until`` is the instant (epoch seconds) the backfill covers up to, fixed when
+    it began; ``backfill_done`` the end of the last search window whose threats every
+    adapter committed.
+    """
+
+    position: str | None = None
+    backfill_until: int | None = None
+    backfill_done: int | None = None
+
+
+@dataclass
+class Report:
+    """What a run did. ``mode`` is ``backfill`` or ``updates``; times are epoch seconds.
+
+    A backfill also tells how far it has come: its span ``backfill_from`` to
+    ``backfill_until`` and ``backfill_reached``, the end of the last search window delivered.
+    ``skipped_invalid`` counts the threats the API sent that could not be understood.
+    """
+
+    mode: str = ""
+    started: float = 0.0
+    finished: float = 0.0
+    delivered: int = 0
+    withdrawn: int = 0
+    skipped_expired: int = 0
+    skipped_invalid: int = 0
+    commits: int = 0
+    requests: int = 0
+    position: str | None = None
+    backfill_done: int | None = None
+    backfill_from: int | None = None
+    backfill_until: int | None = None
+    backfill_reached: int | None = None
+
+
+class Checkpoint(Protocol):
+    """Where the sync stores its :class:`SyncState` after each commit."""
+
+    def save(self, state: SyncState) -> None: ...
 
 
 class ConfigCheckpoint:
-    """Stores a :class:`~phishme_intel.config.SyncState` in the ``[pm_api]`` section of a config.ini.
+    """Keeps a :class:`SyncState` (and the jitter offset) in a config.ini.
 
-    Used only while the run's lock is held: saving also removes the temporary files that a
-    run killed in the middle of a rewrite left beside config.ini.
+    :meth:`save` is used only while the run's lock is held: it also removes the temporary
+    files that a run killed in the middle of a rewrite left beside config.ini.
     """
 
     def __init__(self, config_path: str) -> None:
         self.path = config_path
 
     def save(self, state: SyncState) -> None:
-        """Write ``state`` into the file: ``position`` emptied when None, backfill keys removed.
+        """Write ``state`` into ``[pm_api]``: ``position`` emptied when None, backfill keys removed.
 
         Raises CheckpointError (the file left as it was) when it cannot be read or written.
         """
+        self._edit(lambda updater: _apply(_section(updater, SECTION), state), "the sync position",
+                   "; the products hold the data, the next run will deliver it again", sweep=True)
+        log.debug("stored %s in %s", state, os.path.basename(self.path))
+
+    def save_offset(self, minutes: float) -> None:
+        """Write ``scheduler_offset = minutes`` into ``[pm_jitter]``, every other byte kept.
+
+        Raises CheckpointError (the file left as it was) when it cannot be read or written.
+        """
+
+        def apply(updater: ConfigUpdater) -> None:
+            _section(updater, JITTER_SECTION)[JITTER_KEY] = f"{minutes:g}"
+
+        self._edit(apply, f"[{JITTER_SECTION}] {JITTER_KEY}", "", sweep=False)
+
+    def load(self) -> SyncState:
+        """The state config.ini holds now. Raises CheckpointError when it cannot be read back."""
+        parser = configparser.ConfigParser(interpolation=None, strict=True, default_section="\0")
+        try:
+            with open(self.path, encoding="utf-8-sig") as handle:
+                parser.read_string(handle.read(), source=self.path)
+            section = parser[SECTION] if parser.has_section(SECTION) else {}
+            return SyncState(
+                position(section.get("position", "")),
+                epoch_seconds(section.get("backfill_until", "")),
+                epoch_seconds(section.get("backfill_done", "")),
+            )
+        except (OSError, configparser.Error, ValueError) as exc:
+            raise CheckpointError(f"cannot read the sync position back from {self.path}: {_reason(exc)}") from None
+
+    def _edit(self, apply: Callable[[ConfigUpdater], None], what: str, consequence: str, sweep: bool) -> None:
+        """Rewrite the file with ``apply``'s change; ``sweep``: also remove a killed rewrite's leftovers (lock held)."""
         try:
             with open(self.path, encoding="utf-8-sig") as handle:
                 original = handle.read()
             updater = ConfigUpdater()
             updater.read_string(original)
-            if not updater.has_section(SECTION):
-                updater.add_section(SECTION)
-            _apply(updater[SECTION], state)
+            apply(updater)
             content = str(updater)
-            for leftover in remove_leftovers(self.path):
+            for leftover in remove_leftovers(self.path) if sweep else ():
                 log.info("removed %s, left by a run killed while it rewrote the config", leftover)
             if content != original:
                 write_atomic(self.path, content.encode("utf-8"))
         except (OSError, configparser.Error) as exc:
-            raise CheckpointError(
-                f"cannot store the sync position in {self.path}: {_reason(exc)}; "
-                "the products hold the data, the next run will deliver it again"
-            ) from None
-        log.debug("stored %s in %s", state, os.path.basename(self.path))
+            raise CheckpointError(f"cannot store {what} in {self.path}: {_reason(exc)}{consequence}") from None
+
+
+def _section(updater: ConfigUpdater, name: str) -> Section:
+    if not updater.has_section(name):
+        updater.add_section(name)
+    return updater[name]
 
 
 def _apply(section: Section, state: SyncState) -> None:
@@ -90,4 +174,6 @@ def _apply(section: Section, state: SyncState) -> None:
 def _reason(exc: Exception) -> str:
     if isinstance(exc, OSError):
         return exc.strerror or type(exc).__name__
+    if isinstance(exc, ValueError):
+        return str(exc)
     return f"the file is no longer valid INI ({type(exc).__name__})"

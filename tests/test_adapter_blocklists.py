@@ -18,7 +18,7 @@ from phishme_intel.adapters.sqlite import SqliteAdapter
 from phishme_intel.errors import AdapterError
 from phishme_intel.models import parse_threat
 from phishme_intel.options import parse_section
-from phishme_intel.sync.products import Products
+from phishme_intel.sync.fanout import Fanout
 
 FAMILY = {"familyName": "Qakbot"}
 EVERY_LINE_KIND = "url, domain, ipv4, email, md5, sha1, sha256, sender_ip, sender_email"
@@ -40,17 +40,17 @@ def lists(folder):
 
 def sync(tmp_path, threats=(), withdrawn=(), **raw):
     """One run's worth of work through the engine's fan-out: the store first, then the lists."""
-    products = Products([
+    fanout = Fanout([
         SqliteAdapter({"path": str(tmp_path / "phishme_intel.sqlite3")}),
         BlocklistsAdapter(settings(tmp_path, **{"folder": "lists", **raw})),
     ])
-    products.open()
+    fanout.open()
     try:
-        products.deliver(list(threats))
-        products.withdraw(list(withdrawn))
-        products.commit()
+        fanout.deliver(list(threats))
+        fanout.withdraw(list(withdrawn))
+        fanout.commit()
     finally:
-        products.close()
+        fanout.close()
     return lists(tmp_path / "lists")
 
 
@@ -67,7 +67,7 @@ def malware(threat_id, blocks, last_published=None, **fields):
 
 @pytest.fixture
 def make_adapter(tmp_path):
-    return lambda: Products([
+    return lambda: Fanout([
         SqliteAdapter({"path": str(tmp_path / "phishme_intel.sqlite3")}),
         BlocklistsAdapter(settings(tmp_path, folder="lists", kinds=EVERY_LINE_KIND, min_impact="none")),
     ])

@@ -13,7 +13,7 @@ from contract import AdapterContract, deliver
 from listeners import TcpListener, UdpListener, parse_cef, parse_syslog, refused_port
 from support import run_cli, sample_threats, write_config
 
-from phishme_intel.adapters.cef import Event, removal_event, threat_events
+from phishme_intel.adapters._cef import Event, removal_event, threat_events
 from phishme_intel.adapters.cef_syslog import CefSyslogAdapter
 from phishme_intel.errors import AdapterError
 from phishme_intel.models import MALWARE, PHISH, ThreatRef, parse_threat

@@ -6,9 +6,8 @@ import os
 
 import pytest
 
-from phishme_intel.checkpoint import ConfigCheckpoint
-from phishme_intel.config import SyncState
 from phishme_intel.errors import CheckpointError
+from phishme_intel.state import ConfigCheckpoint, SyncState
 
 CONFIG = """\
 # Top comment, kept.

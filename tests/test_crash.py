@@ -234,9 +234,9 @@ def test_killed_at_random_instants_many_times_it_ends_as_one_clean_run(tmp_path,
     [
         pytest.param("commit:phishme_intel.adapters.sqlite.commit:after", id="after-the-store-commits"),
         pytest.param("fsync:phishme_intel.adapters.json_files.commit:after", id="after-the-json-files-commit"),
-        pytest.param("fsync:phishme_intel.checkpoint.save:before", id="config-rewrite-before-it-is-durable"),
-        pytest.param("replace:phishme_intel.checkpoint.save:before", id="config-rewrite-before-the-rename"),
-        pytest.param("replace:phishme_intel.checkpoint.save:after", id="config-rewrite-after-the-rename"),
+        pytest.param("fsync:phishme_intel.state.save:before", id="config-rewrite-before-it-is-durable"),
+        pytest.param("replace:phishme_intel.state.save:before", id="config-rewrite-before-the-rename"),
+        pytest.param("replace:phishme_intel.state.save:after", id="config-rewrite-after-the-rename"),
     ],
 )
 def test_killed_at_each_worst_place_in_turn_it_ends_as_one_clean_run(tmp_path, place):

@@ -24,14 +24,14 @@ from support import PASSWORD, USER, run_cli, store, write_config
 
 from phishme_intel import config as config_module
 from phishme_intel.adapters.sqlite import SqliteAdapter
-from phishme_intel.checkpoint import ConfigCheckpoint
 from phishme_intel.client import ApiClient
 from phishme_intel.errors import ThreatFormatError
 from phishme_intel.models import Threat, ThreatRef, parse_threat
 from phishme_intel.simulator import Dataset, Simulator
-from phishme_intel.sync.context import Run
+from phishme_intel.state import ConfigCheckpoint
+from phishme_intel.sync.engine import Engine
+from phishme_intel.sync.fanout import Fanout
 from phishme_intel.sync.pipeline import Pipeline
-from phishme_intel.sync.products import Products
 from phishme_intel.sync.updates import reduce_changelog
 
 SAMPLE = Dataset(seed=17, malware=12, phish=6, days=5)
@@ -84,7 +84,7 @@ def guard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[list[A
     """The sync's per-threat guard, ``Run.parse``, of a run made of real parts (it sends no request)."""
     config = config_module.load(str(write_config(tmp_path_factory.mktemp("guard"), "http://127.0.0.1:9/apiv1")))
     client, pipeline = ApiClient(config.api), Pipeline(1)
-    run = Run(client, Products([]), ConfigCheckpoint(config.path), config.api, pipeline, started=0.0)
+    run = Engine(client, Fanout([]), ConfigCheckpoint(config.path), config.api, pipeline, started=0.0)
     yield run.parse
     pipeline.close()
     client.close()
@@ -93,14 +93,14 @@ def guard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[list[A
 def stored_refs(threats: list[Threat]) -> set[ThreatRef]:
     """Deliver ``threats`` to a new SQLite store through the engine's fan-out; what it then holds."""
     adapter = SqliteAdapter({"path": ":memory:"})
-    products = Products([adapter])
-    products.open()
+    fanout = Fanout([adapter])
+    fanout.open()
     try:
-        products.deliver(threats)
-        products.commit()
+        fanout.deliver(threats)
+        fanout.commit()
         return {ThreatRef(kind, tid) for kind, tid in adapter.db.execute("SELECT threat_type, threat_id FROM threats")}
     finally:
-        products.close()
+        fanout.close()
 
 
 @settings(max_examples=300, deadline=None)

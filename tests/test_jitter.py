@@ -12,7 +12,7 @@ from support import write_config
 
 import phishme_intel
 from phishme_intel import config as config_module
-from phishme_intel import jitter
+from phishme_intel import schedule
 
 
 class _Highest(random.Random):
@@ -24,14 +24,14 @@ class _Highest(random.Random):
 
 @given(st.integers(1, 24 * 60), st.randoms(use_true_random=False))
 def test_the_offset_is_within_zero_and_the_execution_frequency(frequency, rng):
-    offset = jitter.choose(frequency, rng)
+    offset = schedule.choose(frequency, rng)
 
     assert 0 <= offset < frequency
 
 
 @given(st.integers(1, 24 * 60))
 def test_even_the_highest_draw_stays_below_the_execution_frequency(frequency):
-    assert jitter.choose(frequency, _Highest()) < frequency
+    assert schedule.choose(frequency, _Highest()) < frequency
 
 
 def _offset(config):

@@ -5,8 +5,8 @@ from __future__ import annotations
 from support import run_cli, run_cli_on_a_terminal, write_config
 
 import phishme_intel
-from phishme_intel.progress import fraction, line
-from phishme_intel.sync import Report
+from phishme_intel.monitoring.progress import fraction, line
+from phishme_intel.state import Report
 
 DAY = 86400
 

@@ -9,7 +9,7 @@ from support import run_cli, run_cli_on_a_terminal
 
 import phishme_intel
 from phishme_intel import config as config_module
-from phishme_intel.config import SyncState
+from phishme_intel.state import SyncState
 
 
 def _state_lines(config):

@@ -37,7 +37,7 @@ from configupdater import ConfigUpdater
 from listeners import refused_port
 from support import PASSWORD, ROOT, USER, run_cli, store, write_config
 
-from phishme_intel import adapters, job
+from phishme_intel import adapters, commands
 from phishme_intel import config as config_module
 from phishme_intel.errors import Error
 from phishme_intel.options import secret
@@ -197,7 +197,7 @@ def test_no_secret_in_the_output_of_a_sync_or_check_through_the_proxy(tmp_path, 
 
 def _raised(config: Path) -> Error:
     with pytest.raises(Error) as failure:
-        job.run(str(config))
+        commands.run(str(config))
     return failure.value
 
 

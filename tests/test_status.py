@@ -14,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from support import ROOT, run_cli, write_config
 
 import phishme_intel
-from phishme_intel import statusfile
+from phishme_intel.monitoring import status_file
 
 
 def _status_json(folder):
@@ -39,7 +39,7 @@ def _age_last_success(folder, seconds):
     data = json.loads(path.read_text())
     for key in ("last_run", "last_success"):
         for moment in ("started", "finished"):
-            data[key][moment] = statusfile.iso(_epoch(data[key][moment]) - seconds)
+            data[key][moment] = status_file.iso(_epoch(data[key][moment]) - seconds)
     path.write_text(json.dumps(data))
 
 
@@ -66,7 +66,8 @@ def test_a_successful_run_writes_the_status_file_and_status_says_healthy(config,
     result = run_cli(config, "--status")
     assert result.returncode == 0, result.stdout
     assert "HEALTHY: the last run succeeded" in result.stdout
-    assert f"{len(dataset.live_ids())} delivered, 0 withdrawn, 0 skipped as expired, 0 failed" in result.stdout
+    counts = f"{len(dataset.live_ids())} delivered, 0 withdrawn, 0 skipped as expired, 0 skipped as invalid"
+    assert counts in result.stdout
     assert data["position"] in result.stdout
 
 
@@ -180,7 +181,7 @@ def test_the_metrics_file_parses_as_prometheus_text_with_the_run_facts(tmp_path,
     assert abs(value["phishme_intel_last_success_timestamp_seconds"] - _epoch(data["last_success"]["finished"])) < 1
     assert 0 <= value["phishme_intel_last_run_duration_seconds"] < 60
     assert families["phishme_intel_threats"].type == "counter"
-    assert threats == {"delivered": len(dataset.live_ids()), "withdrawn": 0, "skipped_expired": 0, "failed": 0}
+    assert threats == {"delivered": len(dataset.live_ids()), "withdrawn": 0, "skipped_expired": 0, "skipped_invalid": 0}
     runs = {s.labels["outcome"]: s.value for s in families["phishme_intel_runs"].samples}
     assert runs == {"success": 1, "failed": 1}
 

@@ -7,7 +7,7 @@ import configparser
 from support import PASSWORD, USER, run_cli, store
 
 from phishme_intel import config as config_module
-from phishme_intel import legacy
+from phishme_intel.config import vendor4x
 
 # The layout of the vendor's documented sample config.ini (phishme-intelligence 4.x).
 VENDOR_CONFIG = """\
@@ -147,7 +147,7 @@ def test_the_4x_log_level_critical_is_accepted(tmp_path, simulator, dataset):
 
 
 def test_a_4x_section_is_served_by_an_installed_adapter_of_the_same_name():
-    assert legacy.replaced("integration_raw_json")
-    assert legacy.replaced("pm_format")
-    assert not legacy.replaced("integration_sqlite")
-    assert not legacy.replaced("pm_api")
+    assert vendor4x.replaced("integration_raw_json")
+    assert vendor4x.replaced("pm_format")
+    assert not vendor4x.replaced("integration_sqlite")
+    assert not vendor4x.replaced("pm_api")

@@ -19,7 +19,7 @@ TCP and TLS
     against the system CAs or ``ca_bundle``, and may present a client certificate.
 file
     The messages of each commit are appended in one write and fsynced at :meth:`flush`
-    (see :func:`phishme_intel.outfiles.append_lines`): a failed run appends nothing.
+    (see :func:`phishme_intel.files.append_lines`): a failed run appends nothing.
 """
 
 from __future__ import annotations
@@ -33,8 +33,7 @@ import ssl
 import time
 from typing import Protocol
 
-from .atomic import fsync_folder
-from .outfiles import NEW_FILE_MODE, append_lines
+from ..files import NEW_FILE_MODE, append_lines, fsync_folder
 
 log = logging.getLogger(__name__)
 

@@ -32,9 +32,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import AdapterError
+from ..files import folder_problem, reason, replace_file
 from ..models import IMPACTS, INDICATOR_KINDS, Threat, ThreatRef
 from ..options import Option, boolean, choice, integer, path
-from ..outfiles import folder_problem, reason, replace_file
 from .base import Adapter
 
 DEFAULT_KINDS = ("url", "domain", "ipv4", "email", "md5", "sha256")

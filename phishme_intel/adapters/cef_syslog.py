@@ -2,7 +2,7 @@
 
 Each delivered threat becomes one CEF event per indicator, after the vendor's mapping (see
 :mod:`phishme_intel.adapters.cef`), behind an RFC 5424 or RFC 3164 syslog header (or none),
-sent over UDP, TCP or TLS, or appended to a file (see :mod:`phishme_intel.syslog_transport`).
+sent over UDP, TCP or TLS, or appended to a file (see :mod:`._syslog`).
 At most ``max_eps`` events leave per second.
 
 A withdrawal emits a removal event per threat (signature ``threat_removed``, ``act=remove``,
@@ -22,9 +22,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..errors import AdapterError
+from ..files import writable_file_problem
 from ..models import Threat, ThreatRef
-from ..options import Option, choice, integer, number, path, text, writable_file_problem
-from ..syslog_transport import (
+from ..options import Option, choice, integer, number, path, text
+from ._cef import UNSENT_KINDS, Event, removal_event, threat_events
+from ._syslog import (
     FACILITIES,
     FileTransport,
     TcpTransport,
@@ -34,7 +36,6 @@ from ..syslog_transport import (
     syslog_severity,
 )
 from .base import Adapter
-from .cef import UNSENT_KINDS, Event, removal_event, threat_events
 
 DEFAULT_PORTS = {"udp": 514, "tcp": 514, "tls": 6514}
 

@@ -26,11 +26,10 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..atomic import fsync_folder
 from ..errors import AdapterError
+from ..files import append_lines, folder_problem, fsync_folder, reason, replace_file, writable_file_problem
 from ..models import Threat, ThreatRef
-from ..options import Option, boolean, choice, path, writable_file_problem
-from ..outfiles import append_lines, folder_problem, reason, replace_file
+from ..options import Option, boolean, choice, path
 from .base import Adapter
 
 _DATE_FOLDER = re.compile(r"^\d{4}-\d{2}-\d{2}$")

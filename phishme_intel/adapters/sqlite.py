@@ -23,8 +23,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..errors import AdapterError
+from ..files import writable_file_problem
 from ..models import Threat, ThreatRef
-from ..options import Option, path, writable_file_problem
+from ..options import Option, path
 from .base import Adapter
 
 SCHEMA_VERSION = 1

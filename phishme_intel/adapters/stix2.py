@@ -42,11 +42,10 @@ import stix2
 from stix2.exceptions import STIXError
 from stix2.utils import parse_into_datetime
 
-from ..atomic import write_atomic
 from ..errors import AdapterError
+from ..files import folder_problem, write_atomic
 from ..models import Indicator, Threat, ThreatRef
 from ..options import Option, choice, path
-from ..outfiles import folder_problem
 from .base import Adapter
 
 NAMESPACE = uuid.UUID("5b0c2a8e-3f4d-4d6b-9a57-2f1c6de0a7c1")

@@ -2,7 +2,7 @@
 
 The file keeps the vendor library's sections (``[pm_api]``, ``[pm_product]``,
 ``[pm_jitter]``, ``[local_log]``, ``[local_file_lock]``, ``[local_proxy]``,
-``[integration_<name>]``) so an existing config.ini works as it is (:mod:`.legacy` names the
+``[integration_<name>]``) so an existing config.ini works as it is (:mod:`.vendor4x` names the
 4.x sections it no longer uses); ``[local_status]`` is phishme-intel's own. :func:`load`
 checks all of it at once and raises one :class:`~phishme_intel.errors.ConfigError` listing
 every problem, each naming its section and key; it never writes to the file. Relative
@@ -19,9 +19,10 @@ import stat
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import adapters, legacy
-from .errors import ConfigError
-from .options import (
+from .. import adapters
+from ..errors import ConfigError
+from ..files import writable_file_problem
+from ..options import (
     REQUIRED,
     Option,
     boolean,
@@ -36,8 +37,9 @@ from .options import (
     secret,
     text,
     url,
-    writable_file_problem,
 )
+from ..state import SyncState
+from . import vendor4x
 
 API_OPTIONS = (
     Option("base_url", url("https", "http"), "https://www.threathq.com/apiv1"),
@@ -157,20 +159,6 @@ class JitterSettings:
 
 
 @dataclass(frozen=True)
-class SyncState:
-    """What the sync stored last time: the updates position, or a backfill in progress.
-
-    ``backfill_until`` is the instant (epoch seconds) the backfill covers up to, fixed when
-    it began; ``backfill_done`` the end of the last search window whose threats every
-    adapter committed.
-    """
-
-    position: str | None = None
-    backfill_until: int | None = None
-    backfill_done: int | None = None
-
-
-@dataclass(frozen=True)
 class Config:
     """A validated config.ini."""
 
@@ -232,8 +220,8 @@ def load(config_path: str) -> Config:
         for name, options in _SECTIONS.items()
     }
     for section in parser.sections():
-        if legacy.replaced(section):
-            warnings.extend(legacy.warnings(section, parser[section]))
+        if vendor4x.replaced(section):
+            warnings.extend(vendor4x.warnings(section, parser[section]))
         elif section not in _SECTIONS and not section.startswith(_INTEGRATION):
             warnings.append(f"[{section}]: unknown section, ignored")
     api, product, log, lock, proxy, status, jitter = (values[name] for name in _SECTIONS)
@@ -338,7 +326,9 @@ def _adapters(
     The store comes first because adapters that read it (blocklists) must see each commit
     after it has committed: the engine delivers to and commits adapters in this order.
     """
-    names = [s[len(_INTEGRATION):] for s in parser.sections() if s.startswith(_INTEGRATION) and not legacy.replaced(s)]
+    names = [
+        s[len(_INTEGRATION):] for s in parser.sections() if s.startswith(_INTEGRATION) and not vendor4x.replaced(s)
+    ]
     names = [*DEFAULT_ADAPTERS, *(name for name in names if name not in DEFAULT_ADAPTERS)]
     enabled: dict[str, tuple[type[adapters.Adapter], dict[str, Any]]] = {}
     for name in names:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from . import adapters
+from .. import adapters
 
 _MIGRATION = 'see "Migrating from phishme-intelligence 4.x" in the README'
 

@@ -18,8 +18,9 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from .config import SyncState
-from .statusfile import RunRecord, Status
+from ..state import SyncState
+from .status_file import RunRecord, Status
+from .timefmt import duration
 
 HEALTHY, FAILING, STALE, UNKNOWN = 0, 1, 2, 3
 _VERDICTS = {HEALTHY: "healthy", FAILING: "failing", STALE: "stale", UNKNOWN: "unknown"}
@@ -79,19 +80,6 @@ def describe(health: Health) -> str:
     return "\n".join(f"{label:<13} {text}".rstrip() for label, text in lines)
 
 
-def duration(seconds: float) -> str:
-    """A duration for a person: ``40 s``, ``12 min``, ``3 h 2 min``, ``2 d 3 h``."""
-    seconds = max(0, int(seconds))
-    if seconds < 60:
-        return f"{seconds} s"
-    minutes, hours, days = seconds // 60, seconds // 3600, seconds // 86400
-    if seconds < 3600:
-        return f"{minutes} min"
-    if seconds < 86400:
-        return f"{hours} h {minutes % 60} min"
-    return f"{days} d {hours % 24} h"
-
-
 def _run(run: RunRecord, now: float) -> str:
     result = "succeeded" if run.succeeded else f"failed (exit {run.exit_code})"
     return (f"{_time(run.finished)} ({duration(now - run.finished)} ago), {run.mode or 'no sync'}, "
@@ -100,7 +88,7 @@ def _run(run: RunRecord, now: float) -> str:
 
 def _counts(run: RunRecord) -> str:
     return (f"{run.delivered} delivered, {run.withdrawn} withdrawn, {run.skipped_expired} skipped as expired, "
-            f"{run.failed} failed; {run.requests} requests")
+            f"{run.skipped_invalid} skipped as invalid; {run.requests} requests")
 
 
 def _position(state: SyncState, status: Status | None, now: float) -> str:

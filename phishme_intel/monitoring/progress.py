@@ -14,8 +14,8 @@ import os
 import time
 from typing import TextIO
 
-from .health import duration
-from .sync import Report
+from ..state import Report
+from .timefmt import duration
 
 
 def fraction(report: Report) -> float | None:

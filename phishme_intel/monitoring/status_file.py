@@ -4,8 +4,8 @@ Every run that took the lock ends by replacing the **status file** (JSON, atomic
 last run (times, outcome, exit code, counts, requests), the last *successful* run (carried
 over from earlier runs while runs fail), the stored position and since when it has been
 the stored one, the backfill checkpoint while a backfill is unfinished, and running totals.
-Optionally the same facts go to a **metrics file** in the Prometheus text format, for the
-node-exporter textfile collector. Neither file ever holds a secret.
+The same facts can go to a metrics file too (:mod:`.metrics`). The status file never holds
+a secret.
 
 The status file's layout (``schema`` 1; times are ISO 8601 in UTC)::
 
@@ -14,12 +14,13 @@ The status file's layout (``schema`` 1; times are ISO 8601 in UTC)::
      "position": "0b3c…" or null, "position_since": TIME or null,
      "backfill": {"until": TIME, "done": TIME} or null,
      "totals": {"runs": 7, "failed_runs": 1, "delivered": 9120, "withdrawn": 12,
-                "skipped_expired": 0, "failed": 1, "requests": 411}}
+                "skipped_expired": 0, "skipped_invalid": 1, "requests": 411}}
 
 where ``RUN`` is ``{"started", "finished", "duration_seconds", "outcome" ("success" or
 "failed"), "exit_code", "error" (the message, or null), "mode" ("backfill" or "updates"),
-"delivered", "withdrawn", "skipped_expired", "failed" (threats that could not be
-understood), "requests"}``.
+"delivered", "withdrawn", "skipped_expired", "skipped_invalid" (threats that could not
+be understood), "requests"}``. A status file written by an earlier release says ``failed`` for
+``skipped_invalid``; it is read as such.
 """
 
 from __future__ import annotations
@@ -30,12 +31,13 @@ import os
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .atomic import write_atomic
-from .config import SyncState
-from .sync import Report
+from ..files import write_atomic
+from ..state import Report, SyncState
+from .timefmt import iso
 
 SCHEMA = 1
-COUNTS = ("delivered", "withdrawn", "skipped_expired", "failed")
+COUNTS = ("delivered", "withdrawn", "skipped_expired", "skipped_invalid")
+_RENAMED = {"failed": "skipped_invalid"}
 
 
 class StatusFileError(ValueError):
@@ -55,7 +57,7 @@ class RunRecord:
     delivered: int = 0
     withdrawn: int = 0
     skipped_expired: int = 0
-    failed: int = 0
+    skipped_invalid: int = 0
     requests: int = 0
 
     @classmethod
@@ -65,7 +67,7 @@ class RunRecord:
             started=report.started, finished=report.finished, outcome="failed" if exit_code else "success",
             exit_code=exit_code, error=error, mode=report.mode, delivered=report.delivered,
             withdrawn=report.withdrawn, skipped_expired=report.skipped_expired,
-            failed=report.skipped_invalid, requests=report.requests,
+            skipped_invalid=report.skipped_invalid, requests=report.requests,
         )
 
     @property
@@ -134,47 +136,7 @@ def read(path: str) -> Status | None:
 
 def write(path: str, status: Status) -> None:
     """Replace the status file atomically. Raises OSError with the old file left as it was."""
-    write_atomic(path, (json.dumps(_encode(status), indent=2) + "\n").encode("utf-8"), _mode(path))
-
-
-def write_metrics(path: str, status: Status) -> None:
-    """Replace the metrics file atomically with :func:`metrics`. Raises OSError."""
-    write_atomic(path, metrics(status).encode("utf-8"), _mode(path))
-
-
-def metrics(status: Status) -> str:
-    """``status`` in the Prometheus text exposition format (version 0.0.4)."""
-    success = status.last_success.finished if status.last_success else 0
-    totals = status.totals
-    families: list[tuple[str, str, str, list[tuple[str, float]]]] = [
-        ("last_success_timestamp_seconds", "gauge", "When the last successful run ended (Unix time; 0: none yet).",
-         [("", success)]),
-        ("last_run_timestamp_seconds", "gauge", "When the last run ended (Unix time).",
-         [("", status.last_run.finished)]),
-        ("last_run_duration_seconds", "gauge", "How long the last run took.",
-         [("", status.last_run.finished - status.last_run.started)]),
-        ("last_exit_code", "gauge", "The exit code of the last run (0: success).",
-         [("", status.last_run.exit_code)]),
-        ("threats_total", "counter", "Threats handled by all runs since the status file was created, by action.",
-         [(f'{{action="{key}"}}', totals.get(key, 0)) for key in COUNTS]),
-        ("requests_total", "counter", "API requests made by all runs since the status file was created.",
-         [("", totals.get("requests", 0))]),
-        ("runs_total", "counter", "Runs since the status file was created, by outcome.",
-         [('{outcome="success"}', totals.get("runs", 0) - totals.get("failed_runs", 0)),
-          ('{outcome="failed"}', totals.get("failed_runs", 0))]),
-        ("backfill_in_progress", "gauge", "1 while a backfill is unfinished, else 0.",
-         [("", 1 if status.backfill_until is not None else 0)]),
-    ]
-    lines = []
-    for name, kind, text, samples in families:
-        lines += [f"# HELP phishme_intel_{name} {text}", f"# TYPE phishme_intel_{name} {kind}"]
-        lines += [f"phishme_intel_{name}{labels} {_number(value)}" for labels, value in samples]
-    return "\n".join(lines) + "\n"
-
-
-def iso(epoch: float) -> str:
-    """An epoch time as ISO 8601 in UTC, to the millisecond."""
-    return dt.datetime.fromtimestamp(round(epoch, 3), dt.timezone.utc).isoformat(timespec="milliseconds")
+    write_atomic(path, (json.dumps(_encode(status), indent=2) + "\n").encode("utf-8"), mode(path))
 
 
 def _epoch(text: str | None) -> float | None:
@@ -213,7 +175,7 @@ def _decode(data: dict[str, Any]) -> Status:
     def run(fields: dict[str, Any] | None) -> RunRecord | None:
         if fields is None:
             return None
-        values = {key: value for key, value in fields.items() if key != "duration_seconds"}
+        values = {_RENAMED.get(key, key): value for key, value in fields.items() if key != "duration_seconds"}
         values.update(started=_epoch(fields["started"]), finished=_epoch(fields["finished"]))
         return RunRecord(**values)
 
@@ -230,20 +192,16 @@ def _decode(data: dict[str, Any]) -> Status:
         position_since=_epoch(data.get("position_since")),
         backfill_until=None if until is None else int(until),
         backfill_done=None if done is None else int(done),
-        totals={key: int(value) for key, value in data.get("totals", {}).items()},
+        totals={_RENAMED.get(key, key): int(value) for key, value in data.get("totals", {}).items()},
     )
 
 
-def _mode(path: str) -> int:
+def mode(path: str) -> int:
     """Keep a file's permission bits; a new status or metrics file is readable by everyone (no secrets)."""
     try:
         return os.stat(path).st_mode & 0o7777
     except FileNotFoundError:
         return 0o644
-
-
-def _number(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
 def _reason(exc: Exception) -> str:

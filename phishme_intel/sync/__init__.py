@@ -16,11 +16,12 @@ from contextlib import contextmanager
 
 from ..adapters.base import Adapter
 from ..client import ApiClient
-from ..config import ApiSettings, SyncState
+from ..config import ApiSettings
+from ..state import Checkpoint, Report, SyncState
 from .backfill import backfill
-from .context import Checkpoint, Report, Run, log
+from .engine import Engine, log
+from .fanout import Fanout
 from .pipeline import Pipeline
-from .products import Products
 from .updates import follow
 
 
@@ -38,13 +39,13 @@ def synchronize(
     CheckpointError; whatever was stored before the failure stays valid. ``on_progress``
     is called with the report as the run goes, and once more when it ends, however it ends.
     """
-    products = Products(adapters)
+    fanout = Fanout(adapters)
     pipeline = Pipeline(api.concurrency)
-    run = Run(client, products, checkpoint, api, pipeline, started=time.time(), on_progress=on_progress)
+    run = Engine(client, fanout, checkpoint, api, pipeline, started=time.time(), on_progress=on_progress)
     run.report.started = run.started
     with _rare_cycle_collection():
         try:
-            products.open()
+            fanout.open()
             if state.position:
                 run.report.mode = "updates"
                 log.info("updates: following the feed from position %s", state.position)
@@ -54,7 +55,7 @@ def synchronize(
                 backfill(run, state)
         finally:
             pipeline.close()
-            products.close()
+            fanout.close()
             run.report.finished = time.time()
             run.report.requests = client.requests_made
             run.progress()
@@ -78,4 +79,4 @@ def _rare_cycle_collection() -> Iterator[None]:
         gc.set_threshold(*thresholds)
 
 
-__all__ = ["Checkpoint", "Report", "synchronize"]
+__all__ = ["synchronize"]

@@ -24,8 +24,8 @@ from concurrent.futures import Future
 from typing import NamedTuple
 
 from ..client import Fetched, SearchPage
-from ..config import SyncState
-from .context import Run, log
+from ..state import SyncState
+from .engine import Engine, log
 from .pipeline import Stream
 from .updates import follow
 
@@ -49,7 +49,7 @@ def windows(begin: int, end: int, hours: int) -> Iterator[Window]:
         begin += step
 
 
-def backfill(run: Run, state: SyncState) -> None:
+def backfill(run: Engine, state: SyncState) -> None:
     """Deliver every threat of the backfill span, resuming from ``state``; then follow updates."""
     until = state.backfill_until or int(run.started)
     start = state.backfill_done or int(run.api.init_date.timestamp())
@@ -79,7 +79,7 @@ def backfill(run: Run, state: SyncState) -> None:
     follow(run, timestamp=until)
 
 
-def _plan(run: Run, stream: Stream, start: int, until: int, threat_type: str) -> None:
+def _plan(run: Engine, stream: Stream, start: int, until: int, threat_type: str) -> None:
     """Producer: first pages of the next windows ahead, then each window's other pages.
 
     The consumer gets the pages as fetched bytes and decodes each one as it delivers it; the
@@ -102,7 +102,7 @@ def _plan(run: Run, stream: Stream, start: int, until: int, threat_type: str) ->
             stream.emit((window, number == total - 1), page)
 
 
-def _decode_and_deliver(run: Run, fetched: Fetched[SearchPage]) -> tuple[tuple[int | None, int], int]:
+def _decode_and_deliver(run: Engine, fetched: Fetched[SearchPage]) -> tuple[tuple[int | None, int], int]:
     """Decode a fetched page and deliver its threats: its totals, and how many it delivered.
 
     The decoded page lives only in here, so it is gone before the next one is decoded.
@@ -111,9 +111,9 @@ def _decode_and_deliver(run: Run, fetched: Fetched[SearchPage]) -> tuple[tuple[i
     return _totals(page), _deliver(run, page)
 
 
-def _deliver(run: Run, page: SearchPage) -> int:
+def _deliver(run: Engine, page: SearchPage) -> int:
     threats = run.parse(page.threats, page.texts)
-    run.products.deliver(threats)
+    run.fanout.deliver(threats)
     run.report.delivered += len(threats)
     run.progress()
     return len(threats)
@@ -124,7 +124,7 @@ def _totals(page: SearchPage) -> tuple[int | None, int]:
     return page.total_elements, page.total_pages
 
 
-def _refetch(run: Run, window: Window, threat_type: str) -> int:
+def _refetch(run: Engine, window: Window, threat_type: str) -> int:
     """Fetch a window again, page after page, until its totals hold still."""
     delivered = 0
     for _ in range(MAX_WINDOW_REFETCH):

@@ -1,58 +1,29 @@
-"""What one sync run carries around: its parts, its clock and its counts."""
+"""The engine of one sync run: its parts, its clock, its counts, and the commit that orders them."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from ..client import ApiClient
-from ..config import ApiSettings, SyncState
+from ..config import ApiSettings
 from ..errors import ThreatFormatError
 from ..models import MALWARE, PHISH, Threat, parse_threat
+from ..state import Checkpoint, Report, SyncState
+from .fanout import Fanout
 from .pipeline import Pipeline
-from .products import Products
 
 log = logging.getLogger("phishme_intel.sync")
 
 
-class Checkpoint(Protocol):
-    """Where the sync stores its :class:`~phishme_intel.config.SyncState` after each commit."""
-
-    def save(self, state: SyncState) -> None: ...
-
-
 @dataclass
-class Report:
-    """What a run did. ``mode`` is ``backfill`` or ``updates``; times are epoch seconds.
-
-    A backfill also tells how far it has come: its span ``backfill_from`` to
-    ``backfill_until`` and ``backfill_reached``, the end of the last search window delivered.
-    """
-
-    mode: str = ""
-    started: float = 0.0
-    finished: float = 0.0
-    delivered: int = 0
-    withdrawn: int = 0
-    skipped_expired: int = 0
-    skipped_invalid: int = 0
-    commits: int = 0
-    requests: int = 0
-    position: str | None = None
-    backfill_done: int | None = None
-    backfill_from: int | None = None
-    backfill_until: int | None = None
-    backfill_reached: int | None = None
-
-
-@dataclass
-class Run:
-    """The parts of one sync run, and its report."""
+class Engine:
+    """The parts of one sync run, and its report; backfill and updates drive it."""
 
     client: ApiClient
-    products: Products
+    fanout: Fanout
     checkpoint: Checkpoint
     api: ApiSettings
     pipeline: Pipeline
@@ -89,7 +60,7 @@ class Run:
 
     def commit(self, state: SyncState) -> None:
         """Commit every adapter, then (and only then) store ``state``."""
-        self.products.commit()
+        self.fanout.commit()
         self.checkpoint.save(state)
         self.report.commits += 1
         self.report.position = state.position

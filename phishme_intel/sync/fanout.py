@@ -1,6 +1,6 @@
 """The enabled adapters seen as one destination.
 
-The engine hands every batch to :class:`Products`, which passes it to each adapter in
+The engine hands every batch to :class:`Fanout`, which passes it to each adapter in
 turn. An adapter that fails with anything but an AdapterError (a bug, an OSError it did
 not expect) is still reported as an AdapterError naming it, so the run fails cleanly and
 the position stays where it was.
@@ -19,7 +19,7 @@ from ..models import Threat, ThreatRef
 log = logging.getLogger(__name__)
 
 
-class Products:
+class Fanout:
     """Fans deliveries, withdrawals and commits out to every adapter."""
 
     def __init__(self, adapters: Sequence[Adapter]) -> None:

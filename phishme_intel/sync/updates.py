@@ -14,23 +14,23 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..client import Fetched, SearchPage
-from ..config import SyncState
 from ..errors import ThreatFormatError
 from ..models import ChangelogEntry, ThreatRef, parse_changelog_entry
-from .context import Run, log
+from ..state import SyncState
+from .engine import Engine, log
 from .pipeline import Stream
 
 BATCH = 100
 
 
-def follow(run: Run, *, position: str | None = None, timestamp: int | None = None) -> None:
+def follow(run: Engine, *, position: str | None = None, timestamp: int | None = None) -> None:
     """Apply every change after ``position`` (or after ``timestamp``), storing the position per page."""
     stored = position
     expiry = _expiry(run)
     for tag, result in run.pipeline.stream(lambda stream: _plan(run, stream, position, timestamp)):
         kind, value = tag
         if kind == "withdraw":
-            run.products.withdraw(value)
+            run.fanout.withdraw(value)
             run.report.withdrawn += len(value)
         elif kind == "batch":
             _deliver(run, result, expiry)
@@ -44,7 +44,7 @@ def follow(run: Run, *, position: str | None = None, timestamp: int | None = Non
         run.progress()
 
 
-def _deliver(run: Run, fetched: Fetched[SearchPage], expiry: int) -> None:
+def _deliver(run: Engine, fetched: Fetched[SearchPage], expiry: int) -> None:
     """Decode a batch fetched by id and deliver its threats that are not expired.
 
     The decoded batch lives only in here, so it is gone before the next one is decoded.
@@ -53,11 +53,11 @@ def _deliver(run: Run, fetched: Fetched[SearchPage], expiry: int) -> None:
     threats = run.parse(page.threats, page.texts)
     fresh = [t for t in threats if t.first_published >= expiry]
     run.report.skipped_expired += len(threats) - len(fresh)
-    run.products.deliver(fresh)
+    run.fanout.deliver(fresh)
     run.report.delivered += len(fresh)
 
 
-def _plan(run: Run, stream: Stream, position: str | None, timestamp: int | None) -> None:
+def _plan(run: Engine, stream: Stream, position: str | None, timestamp: int | None) -> None:
     """Producer: fetch changelog pages one after another and the changed threats of each."""
     page = stream.start(run.client.updates, position=position, timestamp=timestamp).result()
     while True:
@@ -97,7 +97,7 @@ def reduce_changelog(entries: Sequence[Any], kinds: Sequence[str]) -> tuple[list
     return deleted, changed, invalid
 
 
-def _expiry(run: Run) -> int:
+def _expiry(run: Engine) -> int:
     """Threats first published before this instant (epoch ms) are skipped; 0 when expiry is off."""
     days = run.api.expired_threat_days
     return int((time.time() - days * 86400) * 1000) if days else 0

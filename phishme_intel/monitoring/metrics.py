@@ -1,0 +1,49 @@
+"""The status file's facts as a Prometheus metrics file, for the node-exporter textfile collector.
+
+Written atomically after every run, beside the status file (``[local_status] metrics_file``);
+it never holds a secret.
+"""
+
+from __future__ import annotations
+
+from ..files import write_atomic
+from .status_file import COUNTS, Status, mode
+
+
+def write(path: str, status: Status) -> None:
+    """Replace the metrics file atomically with :func:`metrics`. Raises OSError."""
+    write_atomic(path, metrics(status).encode("utf-8"), mode(path))
+
+
+def metrics(status: Status) -> str:
+    """``status`` in the Prometheus text exposition format (version 0.0.4)."""
+    success = status.last_success.finished if status.last_success else 0
+    totals = status.totals
+    families: list[tuple[str, str, str, list[tuple[str, float]]]] = [
+        ("last_success_timestamp_seconds", "gauge", "When the last successful run ended (Unix time; 0: none yet).",
+         [("", success)]),
+        ("last_run_timestamp_seconds", "gauge", "When the last run ended (Unix time).",
+         [("", status.last_run.finished)]),
+        ("last_run_duration_seconds", "gauge", "How long the last run took.",
+         [("", status.last_run.finished - status.last_run.started)]),
+        ("last_exit_code", "gauge", "The exit code of the last run (0: success).",
+         [("", status.last_run.exit_code)]),
+        ("threats_total", "counter", "Threats handled by all runs since the status file was created, by action.",
+         [(f'{{action="{key}"}}', totals.get(key, 0)) for key in COUNTS]),
+        ("requests_total", "counter", "API requests made by all runs since the status file was created.",
+         [("", totals.get("requests", 0))]),
+        ("runs_total", "counter", "Runs since the status file was created, by outcome.",
+         [('{outcome="success"}', totals.get("runs", 0) - totals.get("failed_runs", 0)),
+          ('{outcome="failed"}', totals.get("failed_runs", 0))]),
+        ("backfill_in_progress", "gauge", "1 while a backfill is unfinished, else 0.",
+         [("", 1 if status.backfill_until is not None else 0)]),
+    ]
+    lines = []
+    for name, kind, text, samples in families:
+        lines += [f"# HELP phishme_intel_{name} {text}", f"# TYPE phishme_intel_{name} {kind}"]
+        lines += [f"phishme_intel_{name}{labels} {_number(value)}" for labels, value in samples]
+    return "\n".join(lines) + "\n"
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
