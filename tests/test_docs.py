@@ -1,15 +1,65 @@
-"""The documentation is checked like code: every config key and every exit code is in README.rst."""
+"""The documentation is checked like code: every config key and every exit code is documented.
+
+The documentation is README.rst and every ``docs/*.rst`` file. A section ``[name]`` is
+documented under a heading that names it (````[name]```` ...); its keys must be named
+(````key````) in the text under that heading, down to the next heading of the same or a higher
+level, so a key documented for one section never counts for another of the same name
+(``use``, ``path``, ``timeout``...).
+"""
 
 from __future__ import annotations
 
 import configparser
 import re
+from dataclasses import dataclass
+from pathlib import Path
 
 from support import EXAMPLE, ROOT
 
 from phishme_intel import errors
 
-README = (ROOT / "README.rst").read_text()
+DOCUMENTS = [ROOT / "README.rst", *sorted((ROOT / "docs").glob("*.rst"))]
+_ADORNMENT = re.compile(r"^([=\-~^\"'`#*+.:_])\1{2,}$")
+
+
+@dataclass
+class Part:
+    """The text under one heading of a document, down to its next heading of the same or a higher level."""
+
+    document: Path
+    title: str
+    text: str
+
+
+def _parts(document: Path) -> list[Part]:
+    """Every heading of an RST document with the text under it (its subsections included)."""
+    lines = document.read_text().splitlines()
+    headings = []  # (line number of the title, level)
+    styles: list[tuple[str, bool]] = []  # adornment styles in order of first use: the levels
+    for number in range(1, len(lines)):
+        title, underline = lines[number - 1], lines[number]
+        if not _ADORNMENT.match(underline) or not title.strip() or _ADORNMENT.match(title):
+            continue
+        if len(underline) < len(title.rstrip()):
+            continue
+        overlined = number >= 2 and lines[number - 2] == underline
+        style = (underline[0], overlined)
+        if style not in styles:
+            styles.append(style)
+        headings.append((number - 1, styles.index(style)))
+    parts = []
+    for index, (start, level) in enumerate(headings):
+        end = next((line for line, deeper in headings[index + 1:] if deeper <= level), len(lines))
+        parts.append(Part(document, lines[start].strip(), "\n".join(lines[start:end])))
+    return parts
+
+
+PARTS = [part for document in DOCUMENTS for part in _parts(document)]
+
+
+def _sections_documented(section: str) -> list[Part]:
+    """The parts whose heading names ``[section]``."""
+    return [part for part in PARTS if f"``[{section}]``" in part.title]
 
 
 def _all_error_classes(cls):
@@ -18,17 +68,31 @@ def _all_error_classes(cls):
         yield from _all_error_classes(sub)
 
 
-def test_every_key_of_config_ini_example_is_described_in_the_readme():
+def test_every_key_of_config_ini_example_is_described_under_its_section():
     example = configparser.ConfigParser(interpolation=None)
     example.read(EXAMPLE)
     missing = []
     for section in example.sections():
-        if f"[{section}]" not in README:
-            missing.append(f"[{section}]")
+        parts = _sections_documented(section)
+        if not parts:
+            missing.append(f"[{section}] (no heading names it)")
         for key in example[section]:
-            if f"``{key}``" not in README:
+            if not any(f"``{key}``" in part.text for part in parts):
                 missing.append(f"[{section}] {key}")
     assert missing == []
+
+
+def test_a_key_documented_only_under_another_section_is_missing(tmp_path):
+    document = tmp_path / "sample.rst"
+    document.write_text(
+        "Title\n=====\n\n``[one]``\n---------\n\n``use``\n    on.\n\n"
+        "``[two]``\n---------\n\n``path``\n    a file.\n\nNext chapter\n============\n\n``timeout``\n"
+    )
+    parts = {part.title: part.text for part in _parts(document)}
+    assert "``use``" in parts["``[one]``"] and "``path``" not in parts["``[one]``"]
+    assert "``path``" in parts["``[two]``"] and "``use``" not in parts["``[two]``"]
+    assert "``timeout``" not in parts["``[two]``"]
+    assert "``[one]``" in parts["Title"] and "``timeout``" not in parts["Title"]
 
 
 def test_every_key_of_config_ini_example_has_a_comment_above_it():
@@ -44,9 +108,10 @@ def test_every_key_of_config_ini_example_has_a_comment_above_it():
     assert undocumented == []
 
 
-def test_every_exit_code_is_in_the_readme_table():
+def test_every_exit_code_is_in_the_exit_codes_table():
     codes = {errors.Error.exit_code} | {cls.exit_code for cls in _all_error_classes(errors.Error)}
-    table = README[README.index("Exit codes\n"):]
-    documented = {int(code) for code in re.findall(r"^(\d+)\s{2,}", table, re.MULTILINE)}
+    tables = [part.text for part in PARTS if part.title == "Exit codes"]
+    assert tables, "no document has an 'Exit codes' heading"
+    documented = {int(code) for table in tables for code in re.findall(r"^(\d+)\s{2,}", table, re.MULTILINE)}
     assert codes <= documented
     assert 0 in documented
