@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 
+import pytest
 from support import ROOT, run_cli, write_config
 
 from phishme_intel.simulator import Simulator
@@ -19,9 +23,6 @@ def test_a_successful_run_exits_0_and_prints_nothing(config, dataset):
 
 
 def test_the_three_entry_points_are_the_same_program(config):
-    import subprocess
-    import sys
-
     for command in (
         [sys.executable, "-m", "phishme_intel", "--version"],
         [sys.executable, str(ROOT / "phishme_to_product.py"), "--version"],
@@ -95,13 +96,8 @@ def test_failing_adapter_exits_74_and_keeps_the_position(tmp_path, simulator):
     assert "position =\n" in config.read_text()
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root is refused")
 def test_running_as_root_is_refused_without_allow_root(config):
-    import os
-    import subprocess
-    import sys
-
-    if os.geteuid() != 0:
-        return
     result = subprocess.run(
         [sys.executable, str(ROOT / "phishme_to_product.py"), "-conf", str(config)], capture_output=True, text=True
     )
