@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
-from .errors import ThreatFormatError
+from ..errors import ThreatFormatError
 
 MALWARE = "malware"
 PHISH = "phish"
