@@ -5,7 +5,7 @@ per-request latency), measures the I/O and decode floors, runs the real sync
 (``phishme_to_product.py`` as a process, SQLite store on, ``max_requests_per_second = 0``)
 for the backfill, lets the simulator re-publish and delete threats, runs the sync again
 for the updates, and prints one table row per phase. Each workload runs in a fresh
-temporary folder. Then it checks the figures against the targets of the README's
+temporary folder. Then it checks the figures against the targets of docs/performance.rst's
 "Performance" section.
 
 Workloads: W1 (10,000 malware + 2,000 phish; 2,000 re-published and 200 deleted) at 0 and
@@ -123,7 +123,7 @@ def table(results: Sequence[Result]) -> str:
 
 
 def verdicts(results: Sequence[Result], concurrency: int) -> list[str]:
-    """Each target of the README's Performance section that these results can judge: met or not."""
+    """Each target of docs/performance.rst that these results can judge: met or not."""
     found = []
     by_key = {(r.workload.name, r.workload.threats, r.workload.latency_ms): r for r in results}
     fast, slow = by_key.get(("W1", 12_000, 0)), by_key.get(("W1", 12_000, 50))

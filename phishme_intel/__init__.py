@@ -3,11 +3,11 @@
 The library API is small::
 
     import phishme_intel
-    report = phishme_intel.run("/etc/phishme-intel/config.ini")
+    report = phishme_intel.run("/var/lib/phishme-intel/config.ini")
     print(report.delivered, report.withdrawn)
-    health = phishme_intel.status("/etc/phishme-intel/config.ini")   # from the status file
-    preview = phishme_intel.dry_run("/etc/phishme-intel/config.ini")  # writes nothing
-    phishme_intel.reset("/etc/phishme-intel/config.ini")              # the next run backfills
+    health = phishme_intel.status("/var/lib/phishme-intel/config.ini")   # from the status file
+    preview = phishme_intel.dry_run("/var/lib/phishme-intel/config.ini")  # writes nothing
+    phishme_intel.reset("/var/lib/phishme-intel/config.ini")              # the next run backfills
 
 Every error it raises on purpose is a :class:`phishme_intel.Error`, with an ``exit_code``.
 

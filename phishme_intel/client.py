@@ -1,4 +1,4 @@
-"""The Intelligence API client: the endpoints of shared/API.md over HTTP, and nothing else.
+"""The Intelligence API client: the endpoints of docs/api.rst over HTTP, and nothing else.
 
 One :class:`requests.Session` per worker thread (keep-alive: one TCP connection each), HTTP
 Basic auth, a timeout on every request, and bounded retries with exponential backoff and

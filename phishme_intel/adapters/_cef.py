@@ -1,4 +1,4 @@
-"""CEF events from a threat, after the vendor's mapping (``shared/API.md``), and CEF escaping.
+"""CEF events from a threat, after the vendor's mapping (``docs/api.rst``), and CEF escaping.
 
 One event per indicator:
 

@@ -9,7 +9,7 @@ a secret.
 
 The status file's layout (``schema`` 1; times are ISO 8601 in UTC)::
 
-    {"schema": 1, "config": "/etc/phishme-intel/config.ini",
+    {"schema": 1, "config": "/var/lib/phishme-intel/config.ini",
      "last_run": RUN, "last_success": RUN or null,
      "position": "0b3c…" or null, "position_since": TIME or null,
      "backfill": {"until": TIME, "done": TIME} or null,

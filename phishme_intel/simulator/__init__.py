@@ -1,4 +1,4 @@
-"""A fake Cofense (PhishMe) Intelligence API for tests and benchmarks (see API.md).
+"""A fake Cofense (PhishMe) Intelligence API for tests and benchmarks (see docs/api.rst).
 
     ds = Dataset(seed=1, malware=200, phish=50)
     with Simulator(ds, user="user", password="secret") as sim:

@@ -1,4 +1,4 @@
-"""The API's answers, as pure functions of the dataset and the request (see API.md).
+"""The API's answers, as pure functions of the dataset and the request (see docs/api.rst).
 
 Paths here are relative to ``/apiv1``; authentication and transport live in ``server.py``.
 Errors are ``{"success": false, "status": <message>}`` with a 4xx status.

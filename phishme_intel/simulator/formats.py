@@ -1,6 +1,6 @@
 """The documents the server makes from a threat: ``GET /t3/{kind}/{id}/{cef|stix|html|pdf}``.
 
-Small but plausible: CEF lines following the vendor's mapping (API.md), a minimal STIX 1.x
+Small but plausible: CEF lines following the vendor's mapping (docs/api.rst), a minimal STIX 1.x
 package, an HTML page and a stub PDF.
 """
 

@@ -1,4 +1,4 @@
-"""Plausible threat documents, as the Cofense Intelligence API serves them (see API.md).
+"""Plausible threat documents, as the Cofense Intelligence API serves them (see docs/api.rst).
 
 A threat's content is a pure function of (seed, kind, id, dates), so the dataset only keeps
 ids and dates and renders documents when asked. Every value is fake: domains under reserved

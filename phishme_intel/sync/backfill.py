@@ -7,7 +7,7 @@ covers one span. After every few windows the adapters commit and ``backfill_done
 end of the last complete window) is stored: an interrupted backfill resumes there.
 
 When every window is delivered, the updates feed is asked for the changes after
-``backfill_until`` (API.md: a threat deleted after an earlier run delivered it shows up
+``backfill_until`` (docs/api.rst: a threat deleted after an earlier run delivered it shows up
 only there), which also yields the first position.
 
 A window's pages are counted on its first page; if a later page reports another total
