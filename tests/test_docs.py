@@ -14,11 +14,13 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import docutils.core
 from support import EXAMPLE, ROOT
 
 from phishme_intel import errors
 
-DOCUMENTS = [ROOT / "README.rst", *sorted((ROOT / "docs").glob("*.rst"))]
+README = ROOT / "README.rst"
+DOCUMENTS = [README, *sorted((ROOT / "docs").glob("*.rst"))]
 _ADORNMENT = re.compile(r"^([=\-~^\"'`#*+.:_])\1{2,}$")
 
 
@@ -115,3 +117,31 @@ def test_every_exit_code_is_in_the_exit_codes_table():
     documented = {int(code) for table in tables for code in re.findall(r"^(\d+)\s{2,}", table, re.MULTILINE)}
     assert codes <= documented
     assert 0 in documented
+
+
+def test_the_readme_is_short_has_a_table_of_contents_and_links_only_to_files_of_the_repository():
+    text = README.read_text()
+
+    assert len(text.encode()) <= 15 * 1024
+    assert ".. contents::" in text
+    for document in DOCUMENTS:
+        for target in re.findall(r"`[^`<]*<([^>]+)>`_", document.read_text()):
+            if "://" in target:
+                continue
+            path = (document.parent / target.split("#")[0]).resolve()
+            assert path.is_file(), f"{document.name} links to {target}, which is not in the repository"
+    assert [document.name for document in DOCUMENTS if "API.md" in document.read_text()] == []
+
+
+def test_every_docs_page_is_linked_from_the_readme():
+    text = README.read_text()
+
+    assert [document.name for document in DOCUMENTS[1:] if f"docs/{document.name}" not in text] == []
+
+
+def test_every_page_is_valid_restructuredtext():
+    for document in DOCUMENTS:
+        docutils.core.publish_doctree(
+            document.read_text(), source_path=str(document),
+            settings_overrides={"report_level": 2, "halt_level": 2, "warning_stream": False},
+        )
