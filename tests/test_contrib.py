@@ -22,12 +22,45 @@ def _unit(name):
     return parser
 
 
+README = (ROOT / "README.rst").read_text()
+
+
+def _readme_real_use() -> list[str]:
+    """The shell commands of the README's "Real use" section, one per line, comments cut."""
+    section = README[README.index("Real use\n"):README.index("Configuration\n")]
+    return [line.split("  #")[0].strip() for line in section.splitlines() if line.startswith("   ") and line.strip()]
+
+
+def _readme_command(start: str) -> str:
+    found = [line for line in _readme_real_use() if line.startswith(start)]
+    assert len(found) == 1, f"the README's Real use has {len(found)} lines starting {start!r}"
+    return found[0]
+
+
 def test_the_crontab_line_is_the_one_in_the_readme():
     cron = [line for line in (CONTRIB / "crontab").read_text().splitlines() if line.startswith("*/15")]
-    readme = [line.strip() for line in (ROOT / "README.rst").read_text().splitlines() if "*/15" in line]
 
-    assert cron == ["*/15 * * * * phishme-intel -conf /etc/phishme-intel/config.ini"]
-    assert cron[0] in readme
+    assert cron == ["*/15 * * * * /opt/phishme-intel/bin/phishme-intel -conf /var/lib/phishme-intel/config.ini"]
+    assert cron[0] in _readme_real_use()
+
+
+def test_the_readmes_real_use_installs_what_contrib_runs():
+    service = _unit("phishme-intel.service")["Service"]
+    program, config = re.fullmatch(r"(\S+) -conf (\S+)", service["ExecStart"]).groups()
+    user, folder = service["User"], "/var/lib/" + service["StateDirectory"]
+    venv = re.fullmatch(r"python3 -m venv (\S+)", _readme_command("python3 -m venv")).group(1)
+
+    assert program == f"{venv}/bin/phishme-intel"
+    assert _readme_command("useradd").split()[-1] == user
+    assert f"--home-dir {folder} " in _readme_command("useradd")
+    assert _readme_command("install -d") == f"install -d -o {user} -g {user} -m 700 {folder}"
+    assert _readme_command(f"{venv}/bin/pip install") == f"{venv}/bin/pip install ."
+    assert _readme_command("install -o") == f"install -o {user} -g {user} -m 600 config.ini.example {config}"
+    assert _readme_command("runuser") == f"runuser -u {user} -- {program} -conf {config} --check"
+    assert _readme_command("crontab -u") == f"crontab -u {user} contrib/crontab"
+    units = "contrib/phishme-intel.service contrib/phishme-intel.timer"
+    assert _readme_command("cp contrib/") == f"cp {units} /etc/systemd/system/"
+    assert f"{program} -conf {config}" in (CONTRIB / "crontab").read_text()
 
 
 def test_the_service_runs_unprivileged_with_a_read_only_file_system_but_its_state_folder():
@@ -52,7 +85,8 @@ def test_the_timer_starts_it_every_15_minutes_with_a_randomized_delay():
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed")
 def test_systemd_accepts_the_units_without_a_warning(tmp_path):
     executable = Path(sys.executable).parent / "phishme-intel"
-    service = (CONTRIB / "phishme-intel.service").read_text().replace("/usr/local/bin/phishme-intel", str(executable))
+    service = (CONTRIB / "phishme-intel.service").read_text()
+    service = service.replace("/opt/phishme-intel/bin/phishme-intel", str(executable))
     (tmp_path / "phishme-intel.service").write_text(service)
     shutil.copy(CONTRIB / "phishme-intel.timer", tmp_path)
 
