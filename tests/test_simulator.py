@@ -1,4 +1,4 @@
-"""The bundled API simulator, spoken to over real loopback HTTP (see shared/API.md)."""
+"""The bundled API simulator, spoken to over real loopback HTTP (see docs/api.rst)."""
 
 from __future__ import annotations
 
