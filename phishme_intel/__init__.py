@@ -37,19 +37,20 @@ The rooms, and what each may import (always downward in this list):
     ``pipeline`` (concurrent fetches, in-order delivery), ``fanout`` (the adapters as one).
     Imports ``client``, ``models``, ``state``, ``adapters.base``; never a concrete adapter.
 ``client``, ``jsontext``
-    the API over HTTP; decoding that keeps each threat's JSON text. Imports ``models``.
+    the API over HTTP; decoding that keeps each threat's JSON text. Imports ``models``,
+    ``retry``.
 ``models``
     threats and indicators, parsed and checked. Imports ``errors``.
 ``adapters/``
     ``base`` (the interface and its vocabulary), one file per product named as its config
     section, helpers private to adapters with a leading underscore (``_cef``, ``_syslog``).
-    Imports ``models``, ``options``, ``files``, ``errors``.
+    Imports ``models``, ``options``, ``files``, ``retry``, ``errors``.
 ``monitoring/``
     ``status_file``, ``metrics``, ``health`` (``--status``), ``progress``, ``timefmt``.
     Imports ``state``, ``files``; never the engine.
-``state``, ``options``, ``files``, ``errors``, ``version``
+``state``, ``options``, ``files``, ``retry``, ``errors``, ``version``
     the floor: the sync state and report and where they are kept, typed config values,
-    atomic file writing, the error types.
+    atomic file writing, back-off, ``Retry-After`` and pacing, the error types.
 ``simulator/``, ``demo``
     the bundled API simulator and ``python -m phishme_intel.demo``; nothing imports them.
 """

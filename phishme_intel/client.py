@@ -18,10 +18,8 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import random
 import re
 import threading
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -34,12 +32,11 @@ from .errors import ApiResponseError, ApiUnavailable, AuthError, UnknownPosition
 from .jsontext import decode_keeping
 from .logs import redact
 from .models import ThreatRef
+from .retry import Retrier, Throttle, TryAgain, retry_after
 from .version import __version__
 
 log = logging.getLogger(__name__)
-MAX_RETRY_AFTER = 300.0
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
-MAX_BACKOFF = 60.0
 _RETRYABLE = (
     requests.ConnectionError,
     requests.Timeout,
@@ -77,7 +74,11 @@ class Fetched(Generic[T]):
     """
 
     def __init__(
-        self, body: bytes, attempt: int, decode: Callable[[bytes], T], again: Callable[[_Retry, int], tuple[bytes, int]]
+        self,
+        body: bytes,
+        attempt: int,
+        decode: Callable[[bytes], T],
+        again: Callable[[TryAgain, int], tuple[bytes, int]],
     ) -> None:
         self._body = body
         self._attempt = attempt
@@ -93,44 +94,9 @@ class Fetched(Generic[T]):
             try:
                 self._decoded.append(self._decode(self._body))
                 self._body = b""
-            except _Retry as retry:
+            except TryAgain as retry:
                 self._body, self._attempt = self._again(retry, self._attempt)
         return self._decoded[0]
-
-
-class _Retry(Exception):
-    """An attempt failed in a way worth trying again; ``delay`` overrides the backoff.
-
-    ``everyone``: the server asked the whole client to slow down (a 429), so every worker
-    waits, not only the one that was told.
-    """
-
-    def __init__(self, reason: str, delay: float | None = None, everyone: bool = False) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.delay = delay
-        self.everyone = everyone
-
-
-class Throttle:
-    """Spaces requests across all threads; :meth:`pause` holds everyone back (after a 429)."""
-
-    def __init__(self, per_second: float) -> None:
-        self.interval = 1.0 / per_second if per_second > 0 else 0.0
-        self._next = 0.0
-        self._lock = threading.Lock()
-
-    def wait(self) -> None:
-        with self._lock:
-            now = time.monotonic()
-            slot = max(now, self._next)
-            self._next = slot + self.interval
-        if slot > now:
-            time.sleep(slot - now)
-
-    def pause(self, seconds: float) -> None:
-        with self._lock:
-            self._next = max(self._next, time.monotonic() + seconds)
 
 
 class ApiClient:
@@ -145,7 +111,9 @@ class ApiClient:
         self._local = threading.local()
         self._sessions: list[requests.Session] = []
         self._lock = threading.Lock()
-        self._throttle = Throttle(api.max_requests_per_second)
+        self._retrier = Retrier(
+            api.max_retries, api.retry_backoff, self._give_up, log, Throttle(api.max_requests_per_second)
+        )
         self.requests_made = 0
 
     def check(self) -> None:
@@ -218,7 +186,7 @@ class ApiClient:
         from there, in the decoding thread, so the call is still tried ``max_retries + 1``
         times at most.
         """
-        def again(retry: _Retry, attempt: int) -> tuple[bytes, int]:
+        def again(retry: TryAgain, attempt: int) -> tuple[bytes, int]:
             self._failed(method, path, attempt, retry)
             return self._attempts(method, path, params, bytes, attempt + 1)
 
@@ -227,7 +195,7 @@ class ApiClient:
     def _call(self, method: str, path: str, params: dict[str, Any], decode: Callable[[bytes], T]) -> T:
         """One API call with retries; returns ``decode`` of the answer's body.
 
-        ``decode`` raises _Retry when the body is not a JSON answer that says success.
+        ``decode`` raises TryAgain when the body is not a JSON answer that says success.
         """
         return self._attempts(method, path, params, decode, 0)[0]
 
@@ -235,33 +203,16 @@ class ApiClient:
         self, method: str, path: str, params: dict[str, Any], decode: Callable[[bytes], T], first: int
     ) -> tuple[T, int]:
         """Attempts from number ``first`` (0-based) on until one succeeds: its answer and its number."""
-        for attempt in range(first, self.api.max_retries + 1):
-            self._throttle.wait()
-            try:
-                return self._attempt(method, path, params, decode), attempt
-            except _Retry as retry:
-                self._failed(method, path, attempt, retry)
-        raise AssertionError("unreachable")  # pragma: no cover
+        return self._retrier.call(f"{method} {path}", lambda: self._attempt(method, path, params, decode), first)
 
-    def _failed(self, method: str, path: str, attempt: int, retry: _Retry) -> None:
+    def _failed(self, method: str, path: str, attempt: int, retry: TryAgain) -> None:
         """After attempt number ``attempt`` failed: raise ApiUnavailable if it was the last, else wait."""
-        attempts = self.api.max_retries + 1
-        if attempt + 1 == attempts:
-            raise ApiUnavailable(
-                f"{method} {path} failed {attempts} times, last: {retry.reason}; "
-                f"is {urlsplit(self.base_url).hostname} reachable?"
-            ) from None
-        delay = retry.delay if retry.delay is not None else self._backoff(attempt)
-        log.warning("%s %s failed (%s); retry %d of %d in %.1f s",
-                    method, path, retry.reason, attempt + 1, attempts - 1, delay)
-        if retry.everyone or retry.delay is not None:
-            self._throttle.pause(delay)
-        time.sleep(delay)
+        self._retrier.failed(f"{method} {path}", attempt, retry)
 
-    def _backoff(self, attempt: int) -> float:
-        """Exponential backoff with jitter: half fixed, half random, at most MAX_BACKOFF."""
-        base = min(MAX_BACKOFF, self.api.retry_backoff * 2**attempt)
-        return base / 2 + random.uniform(0, base / 2)
+    def _give_up(self, what: str, last: TryAgain, attempts: int) -> ApiUnavailable:
+        return ApiUnavailable(
+            f"{what} failed {attempts} times, last: {last.reason}; is {urlsplit(self.base_url).hostname} reachable?"
+        )
 
     def _attempt(self, method: str, path: str, params: dict[str, Any], decode: Callable[[bytes], T]) -> T:
         with self._lock:
@@ -278,14 +229,14 @@ class ApiClient:
         except requests.exceptions.InvalidProxyURL:
             raise ApiUnavailable("the proxy URL in [local_proxy] is not usable") from None
         except _RETRYABLE as exc:
-            raise _Retry(_describe(exc)) from None
+            raise TryAgain(_describe(exc)) from None
         status = response.status_code
         if status in (401, 403):
             raise AuthError(f"the API rejected the credentials of user {self.api.user!r} (HTTP {status})")
         if status == 429:
-            raise _Retry("HTTP 429 rate limited", _retry_after(response), everyone=True)
+            raise TryAgain("HTTP 429 rate limited", retry_after(response.headers.get("Retry-After")), everyone=True)
         if status >= 500:
-            raise _Retry(f"HTTP {status}", _retry_after(response))
+            raise TryAgain(f"HTTP {status}", retry_after(response.headers.get("Retry-After")))
         if status == 400 and "position" in params:
             raise UnknownPosition(
                 f"the API does not know the stored position {params['position']} (HTTP 400); "
@@ -302,16 +253,16 @@ def _data(content: bytes) -> dict[str, Any]:
     try:
         body = json.loads(content)
     except ValueError:
-        raise _Retry("the answer is not valid JSON") from None
+        raise TryAgain("the answer is not valid JSON") from None
     return _data_of(body)
 
 
 def _data_of(body: Any) -> dict[str, Any]:
     if not isinstance(body, dict) or body.get("success") is not True:
-        raise _Retry("the answer does not say success")
+        raise TryAgain("the answer does not say success")
     data = body.get("data")
     if not isinstance(data, dict | list):
-        raise _Retry("the answer has no data")
+        raise TryAgain("the answer has no data")
     return data if isinstance(data, dict) else {"items": data}
 
 
@@ -320,7 +271,7 @@ def _search_page(content: bytes) -> SearchPage:
     try:
         body, texts = decode_keeping(content.decode("utf-8-sig"), ("data", "threats"))
     except ValueError:
-        raise _Retry("the answer is not valid JSON") from None
+        raise TryAgain("the answer is not valid JSON") from None
     data = _data_of(body)
     threats = data.get("threats")
     page = data.get("page") if isinstance(data.get("page"), dict) else {}
@@ -334,14 +285,6 @@ def _search_page(content: bytes) -> SearchPage:
         total if isinstance(total, int) and total >= 0 else 1,
         elements if isinstance(elements, int) else None,
     )
-
-
-def _retry_after(response: requests.Response) -> float | None:
-    value = response.headers.get("Retry-After", "")
-    try:
-        return min(MAX_RETRY_AFTER, max(0.0, float(value)))
-    except ValueError:
-        return None
 
 
 def _describe(exc: Exception) -> str:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import os
 import socket
 import ssl
-import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -25,6 +24,7 @@ from ..errors import AdapterError
 from ..files import writable_file_problem
 from ..models import Threat, ThreatRef
 from ..options import Option, choice, integer, number, path, text
+from ..retry import Throttle
 from ._cef import UNSENT_KINDS, Event, removal_event, threat_events
 from ._syslog import (
     FACILITIES,
@@ -38,23 +38,6 @@ from ._syslog import (
 from .base import Adapter
 
 DEFAULT_PORTS = {"udp": 514, "tcp": 514, "tls": 6514}
-
-
-class Pacer:
-    """Spaces calls to :meth:`wait` at least ``1 / per_second`` apart; no limit when ``per_second`` is 0."""
-
-    def __init__(self, per_second: float) -> None:
-        self.interval = 1 / per_second if per_second else 0.0
-        self._next = 0.0
-
-    def wait(self) -> None:
-        if not self.interval:
-            return
-        now = time.monotonic()
-        if self._next > now:
-            time.sleep(self._next - now)
-            now = self._next
-        self._next = now + self.interval
 
 
 class CefSyslogAdapter(Adapter):
@@ -108,7 +91,7 @@ class CefSyslogAdapter(Adapter):
         self.header: str = settings["header"]
         self.facility: int = FACILITIES[settings["facility"]]
         self.hostname: str = settings["hostname"] or socket.gethostname() or "-"
-        self.pacer = Pacer(settings["max_eps"])
+        self.pacer = Throttle(settings["max_eps"])
         self._transport: Transport | None = None
 
     @property

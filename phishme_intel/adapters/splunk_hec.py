@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import re
 import time
 import uuid
@@ -36,11 +35,11 @@ import requests
 from ..errors import AdapterError
 from ..models import Threat, ThreatRef
 from ..options import REQUIRED, Option, boolean, integer, number, path, secret, text, url
+from ..retry import MAX_BACKOFF, Retrier, TryAgain, retry_after
 from .base import Adapter
 
 ENDPOINT = "/services/collector/event"
 MAX_BODY = 1_000_000
-MAX_DELAY = 60.0
 RETRIED_STATUSES = (429, 502, 503, 504)
 
 
@@ -81,6 +80,7 @@ class SplunkHecAdapter(Adapter):
         # passed with each request: a Session's own verify loses to REQUESTS_CA_BUNDLE in the environment
         self._verify: bool | str = settings["ca_bundle"] or settings["ssl_verify"]
         self._session: requests.Session | None = None
+        self._retrier = Retrier(settings["max_retries"], settings["retry_backoff"], self._give_up, self.log)
         self._batch: list[bytes] = []
         self._batch_bytes = 0
 
@@ -147,37 +147,29 @@ class SplunkHecAdapter(Adapter):
         self._batch_bytes = 0
 
     def _post(self, body: bytes, count: int) -> None:
-        if self._session is None:
+        session = self._session
+        if session is None:
             raise AdapterError(self.name, "used before open()")
-        retries: int = self.settings["max_retries"]
-        for attempt in range(retries + 1):
-            delay: float | None = None
-            try:
-                response = self._session.post(self.endpoint, data=body, timeout=self.settings["timeout"],
-                                              verify=self._verify)
-            except requests.exceptions.SSLError as exc:
-                raise AdapterError(self.name, f"TLS failure with {self.endpoint}: {_reason(exc)}") from None
-            except (requests.ConnectionError, requests.Timeout) as exc:
-                problem = f"cannot reach {self.endpoint}: {_reason(exc)}"
-            else:
-                if response.ok:
-                    self.log.debug("sent %d events (%d bytes) to %s", count, len(body), self.endpoint)
-                    return
-                problem = f"{self.endpoint} answered {self._answer(response)}"
-                if response.status_code not in RETRIED_STATUSES:
-                    raise AdapterError(self.name, problem + _hint(response.status_code))
-                delay = _retry_after(response)
-            if attempt == retries:
-                raise AdapterError(self.name, f"{problem} ({attempt + 1} attempts)")
-            if delay is None:
-                delay = self._backoff(attempt)
-            self.log.warning("%s; retrying in %.1f s", problem, delay)
-            time.sleep(delay)
+        self._retrier.call("sending to the collector", lambda: self._attempt(session, body))
+        self.log.debug("sent %d events (%d bytes) to %s", count, len(body), self.endpoint)
 
-    def _backoff(self, attempt: int) -> float:
-        """Exponential backoff with jitter: half fixed, half random, at most MAX_DELAY."""
-        delay = min(MAX_DELAY, self.settings["retry_backoff"] * 2**attempt)
-        return delay / 2 + random.uniform(0, delay / 2)
+    def _attempt(self, session: requests.Session, body: bytes) -> None:
+        try:
+            response = session.post(self.endpoint, data=body, timeout=self.settings["timeout"],
+                                          verify=self._verify)
+        except requests.exceptions.SSLError as exc:
+            raise AdapterError(self.name, f"TLS failure with {self.endpoint}: {_reason(exc)}") from None
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise TryAgain(f"cannot reach {self.endpoint}: {_reason(exc)}") from None
+        if response.ok:
+            return
+        problem = f"{self.endpoint} answered {self._answer(response)}"
+        if response.status_code not in RETRIED_STATUSES:
+            raise AdapterError(self.name, problem + _hint(response.status_code))
+        raise TryAgain(problem, retry_after(response.headers.get("Retry-After"), MAX_BACKOFF))
+
+    def _give_up(self, what: str, last: TryAgain, attempts: int) -> AdapterError:
+        return AdapterError(self.name, f"{last.reason} ({attempts} attempts)")
 
     def _answer(self, response: requests.Response) -> str:
         """``HTTP 403 (Invalid token, code 4)``: the status and the collector's own words, token masked."""
@@ -195,13 +187,6 @@ def _hint(status: int) -> str:
     if status == 404:
         return ": check [integration_splunk_hec] url (is HEC enabled on that port?)"
     return ""
-
-
-def _retry_after(response: requests.Response) -> float | None:
-    try:
-        return min(MAX_DELAY, max(0.0, float(response.headers.get("Retry-After", ""))))
-    except ValueError:
-        return None
 
 
 def _reason(exc: Exception) -> str:
