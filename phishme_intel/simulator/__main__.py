@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from urllib.parse import urlsplit
 
-from ..atomic import write_atomic
+from ..files import write_atomic
 from . import Dataset, Simulator
 
 
