@@ -3,12 +3,24 @@
 A test module for an adapter subclasses :class:`AdapterContract` and provides three
 fixtures: ``make_adapter`` (a callable returning a new adapter on the real destination,
 each call on the *same* destination), ``held`` (a callable returning the set of
-ThreatRefs the destination holds now, as its consumer would see it: for an event stream,
-upserts not followed by a removal event) and ``broken_adapter`` (an adapter whose
-destination cannot be used: unwritable, refused, full).
+ThreatRefs the destination holds now, read as its consumer reads it, never through the
+adapter: for an event stream, upserts not followed by a removal event) and
+``broken_adapter`` (an adapter whose destination cannot be used: unwritable, refused, full).
+
+What every adapter must do: hold what it was given, replays and withdrawals included; keep
+what it committed once its commit returned, even if its process then dies without closing
+it, so that a new adapter carries on from there; and end up, when a run that never
+committed is replayed, as if that run had committed once. Work that was never committed
+may reach the product or not (an event already sent stays sent): an adapter whose
+docstring promises that nothing reaches the product before its commit also passes
+:class:`DiscardsUncommitted`.
 """
 
 from __future__ import annotations
+
+import pickle
+import subprocess
+import sys
 
 import pytest
 from support import sample_threats
@@ -27,6 +39,25 @@ def deliver(adapter, threats=(), withdrawn=(), commit=True):
             adapter.commit()
     finally:
         adapter.close()
+
+
+_COMMIT_AND_DIE = """
+import os, pickle, sys
+adapter, threats = pickle.load(sys.stdin.buffer)
+adapter.open()
+adapter.deliver(threats)
+adapter.commit()
+os._exit(0)
+"""
+
+
+def commit_then_die(adapter, threats) -> None:
+    """Deliver and commit ``threats`` with ``adapter`` in a new process that exits right after the commit, unclosed."""
+    result = subprocess.run(
+        [sys.executable, "-c", _COMMIT_AND_DIE], input=pickle.dumps((adapter, list(threats))),
+        capture_output=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr.decode()
 
 
 class AdapterContract:
@@ -64,16 +95,38 @@ class AdapterContract:
         deliver(make_adapter(), [], withdrawn=[ThreatRef(MALWARE, 999_999_999)])
         assert held() == set()
 
-    def test_committed_data_survives_a_new_adapter(self, make_adapter, held):
+    def test_committed_data_survives_its_process_and_a_new_adapter_carries_on_from_it(self, make_adapter, held):
         threats = sample_threats()
-        deliver(make_adapter(), threats)
-        reopened = make_adapter()
-        reopened.open()
-        reopened.close()
+        commit_then_die(make_adapter(), threats)
         assert held() == {t.ref for t in threats}
+        deliver(make_adapter(), [], withdrawn=[threats[0].ref])
+        assert held() == {t.ref for t in threats[1:]}
+
+    def test_a_replay_makes_good_a_run_that_never_committed(self, make_adapter, held):
+        threats = sample_threats()
+        first, later = threats[:5], threats[5:]
+        deliver(make_adapter(), first)
+        deliver(make_adapter(), later, withdrawn=[first[0].ref], commit=False)
+        deliver(make_adapter(), later, withdrawn=[first[0].ref])
+        assert held() == {t.ref for t in threats[1:]}
 
     def test_unusable_destination_is_a_clear_adapter_error(self, broken_adapter):
         with pytest.raises(AdapterError) as failure:
             deliver(broken_adapter, sample_threats())
         assert failure.value.adapter == broken_adapter.name
         assert broken_adapter.name in str(failure.value)
+
+
+class DiscardsUncommitted:
+    """For an adapter whose docstring promises that nothing reaches the product before its commit.
+
+    Needs the fixtures ``make_adapter`` and ``held`` of :class:`AdapterContract`.
+    """
+
+    def test_uncommitted_work_is_discarded(self, make_adapter, held):
+        threats = sample_threats()
+        kept, dropped = threats[:5], threats[5:]
+        deliver(make_adapter(), kept)
+        deliver(make_adapter(), dropped, withdrawn=[kept[0].ref], commit=False)
+        deliver(make_adapter())
+        assert held() == {t.ref for t in kept}

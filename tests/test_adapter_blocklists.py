@@ -10,7 +10,7 @@ import time
 
 import pytest
 from configupdater import ConfigUpdater
-from contract import AdapterContract
+from contract import AdapterContract, DiscardsUncommitted
 from support import run_cli, sample_threats, write_config
 
 from phishme_intel.adapters.blocklists import BlocklistsAdapter
@@ -94,7 +94,7 @@ def broken_adapter(request, tmp_path):
     return BlocklistsAdapter(settings(tmp_path, folder="lists", sqlite_path="never-written.sqlite3"))
 
 
-class TestBlocklistsContract(AdapterContract):
+class TestBlocklistsContract(AdapterContract, DiscardsUncommitted):
     pass
 
 

@@ -9,7 +9,7 @@ import time
 import pytest
 import trustme
 from configupdater import ConfigUpdater
-from contract import AdapterContract, deliver
+from contract import AdapterContract, DiscardsUncommitted, deliver
 from listeners import TcpListener, UdpListener, parse_cef, parse_syslog, refused_port
 from support import run_cli, sample_threats, write_config
 
@@ -62,15 +62,20 @@ def ca_file(ca, tmp_path):
     return path
 
 
+def file_destination(tmp_path):
+    """(settings, read) for events appended to a file."""
+    path = tmp_path / "events.cef"
+    return settings(tmp_path, transport="file", file=str(path)), lambda: (
+        path.read_text().splitlines() if path.exists() else []
+    )
+
+
 @pytest.fixture(params=["udp", "tcp", "tls", "file"])
 def destination(request, tmp_path, ca_file, server_tls):
     """(settings, read): an adapter destination of each transport, and a reader of what arrived."""
     kind = request.param
     if kind == "file":
-        path = tmp_path / "events.cef"
-        yield settings(tmp_path, transport="file", file=str(path)), lambda: (
-            path.read_text().splitlines() if path.exists() else []
-        )
+        yield file_destination(tmp_path)
         return
     listener = UdpListener() if kind == "udp" else TcpListener(tls=server_tls if kind == "tls" else None)
     raw = {"transport": kind, "host": "localhost" if kind == "tls" else "127.0.0.1", "port": str(listener.port)}
@@ -100,6 +105,14 @@ def broken_adapter(request, tmp_path):
 
 class TestCefSyslogContract(AdapterContract):
     pass
+
+
+class TestFileTransportDiscardsUncommittedEvents(DiscardsUncommitted):
+    """Events leave over the network as they are delivered; to a file only at commit."""
+
+    @pytest.fixture
+    def destination(self, tmp_path):
+        return file_destination(tmp_path)
 
 
 def malware(**fields):

@@ -7,7 +7,7 @@ import json
 import os
 
 import pytest
-from contract import AdapterContract, deliver
+from contract import AdapterContract, DiscardsUncommitted, deliver
 from support import run_cli, sample_threats, store, write_config
 
 from phishme_intel.adapters.json_files import JsonFilesAdapter
@@ -43,12 +43,17 @@ def jsonl_held(path):
     return held
 
 
+def jsonl_output(tmp_path):
+    """(raw settings, reader) for JSON Lines events only."""
+    path = tmp_path / "threats.jsonl"
+    return {"threat_files": "False", "jsonl_file": str(path)}, lambda: jsonl_held(path)
+
+
 @pytest.fixture(params=["dated", "flat", "jsonl"])
 def output(request, tmp_path):
     """(raw settings, reader of what the destination holds) for each of the three outputs."""
     if request.param == "jsonl":
-        path = tmp_path / "threats.jsonl"
-        return {"threat_files": "False", "jsonl_file": str(path)}, lambda: jsonl_held(path)
+        return jsonl_output(tmp_path)
     folder = tmp_path / "json"
     return {"folder": str(folder), "layout": request.param}, lambda: files_held(folder)
 
@@ -71,6 +76,14 @@ def broken_adapter(request, tmp_path):
 
 class TestJsonFilesContract(AdapterContract):
     pass
+
+
+class TestJsonLinesDiscardUncommittedEvents(DiscardsUncommitted):
+    """Threat files are written as threats are delivered; the JSON Lines events only at commit."""
+
+    @pytest.fixture
+    def output(self, tmp_path):
+        return jsonl_output(tmp_path)
 
 
 def test_dated_layout_puts_each_threat_under_its_first_published_utc_date(tmp_path):

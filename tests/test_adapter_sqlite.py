@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 
 import pytest
-from contract import AdapterContract
+from contract import AdapterContract, DiscardsUncommitted
 from support import sample_threats
 
 from phishme_intel.adapters.sqlite import SqliteAdapter
@@ -35,7 +35,7 @@ def broken_adapter(tmp_path):
     return SqliteAdapter({"path": str(tmp_path / "no-such-folder" / "store.sqlite3")})
 
 
-class TestSqliteContract(AdapterContract):
+class TestSqliteContract(AdapterContract, DiscardsUncommitted):
     pass
 
 

@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
-from contract import AdapterContract, deliver
+from contract import AdapterContract, DiscardsUncommitted, deliver
 from stix2validator import ValidationOptions, validate_string
 from support import run_cli, sample_threats, write_config
 
@@ -86,13 +86,13 @@ def broken_adapter(tmp_path):
     return Stix2Adapter({"folder": str(tmp_path / "a-file" / "stix"), "bundle": "threat"})
 
 
-class TestOneBundlePerThreat(AdapterContract):
+class TestOneBundlePerThreat(AdapterContract, DiscardsUncommitted):
     @pytest.fixture
     def make_adapter(self, folder):
         return lambda: Stix2Adapter({"folder": str(folder), "bundle": "threat"})
 
 
-class TestOneBundlePerRun(AdapterContract):
+class TestOneBundlePerRun(AdapterContract, DiscardsUncommitted):
     @pytest.fixture
     def make_adapter(self, folder):
         return lambda: Stix2Adapter({"folder": str(folder), "bundle": "run"})

@@ -19,7 +19,10 @@ withdrawal
 commit
     :meth:`Adapter.commit` makes every delivery and withdrawal since the last commit durable.
     Only after every adapter's commit returns does the sync store its position, so whatever
-    a commit covers is never lost.
+    a commit covers is never lost, even if the process dies before :meth:`Adapter.close`.
+    Work a run delivered but never committed is delivered again by the next run; whether it
+    reached the product meanwhile (an event already sent) or was discarded, each adapter's
+    docstring says.
 
 Adapters know nothing of positions, search windows, the updates feed or HTTP to the API:
 they see threats and deletions, in order, batch after batch. An adapter that cannot do its
