@@ -27,6 +27,7 @@ from support import sample_threats
 
 from phishme_intel.errors import AdapterError
 from phishme_intel.models import MALWARE, PHISH, ThreatRef
+from phishme_intel.sync.fanout import Fanout
 
 
 def deliver(adapter, threats=(), withdrawn=(), commit=True):
@@ -43,7 +44,9 @@ def deliver(adapter, threats=(), withdrawn=(), commit=True):
 
 _COMMIT_AND_DIE = """
 import os, pickle, sys
-adapter, threats = pickle.load(sys.stdin.buffer)
+from phishme_intel.sync.fanout import Fanout
+made, threats = pickle.load(sys.stdin.buffer)
+adapter = Fanout([cls(settings) for cls, settings in made])
 adapter.open()
 adapter.deliver(threats)
 adapter.commit()
@@ -52,9 +55,13 @@ os._exit(0)
 
 
 def commit_then_die(adapter, threats) -> None:
-    """Deliver and commit ``threats`` with ``adapter`` in a new process that exits right after the commit, unclosed."""
+    """Deliver and commit ``threats`` with a copy of ``adapter`` (or of a Fanout's adapters) in a new process.
+
+    The process exits right after the commit, without closing the adapter.
+    """
+    made = [(type(part), part.settings) for part in (adapter.adapters if isinstance(adapter, Fanout) else [adapter])]
     result = subprocess.run(
-        [sys.executable, "-c", _COMMIT_AND_DIE], input=pickle.dumps((adapter, list(threats))),
+        [sys.executable, "-c", _COMMIT_AND_DIE], input=pickle.dumps((made, list(threats))),
         capture_output=True, timeout=120,
     )
     assert result.returncode == 0, result.stderr.decode()
