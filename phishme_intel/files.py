@@ -21,10 +21,13 @@ import contextlib
 import os
 import stat
 import tempfile
+from collections.abc import Iterable, Iterator
+from typing import IO
 
 _SUFFIX = ".tmp"
 NEW_FILE_MODE = 0o644
 _CHUNK = 65536
+PENDING_IN_MEMORY = 1 << 20
 
 
 def write_atomic(target: str, data: bytes, mode: int | None = None) -> None:
@@ -120,15 +123,24 @@ def append_lines(target: str, lines: list[bytes]) -> None:
 
     Raises OSError with ``target`` as it was before the call.
     """
+    append_chunks(target, [b"".join(line + b"\n" for line in lines)])
+
+
+def append_chunks(target: str, chunks: Iterable[bytes]) -> None:
+    """Append ``chunks`` (whole lines, each ending in a newline, when joined) to ``target`` and fsync.
+
+    A new file gets mode 0644. Raises OSError with ``target`` as it was before the call.
+    """
     created = not os.path.exists(target)
     fd = os.open(target, os.O_RDWR | os.O_APPEND | os.O_CREAT, NEW_FILE_MODE)
     try:
         regular = stat.S_ISREG(os.fstat(fd).st_mode)
         before = _cut_partial_line(fd) if regular else 0
         try:
-            data = memoryview(b"".join(line + b"\n" for line in lines))
-            while data:
-                data = data[os.write(fd, data):]
+            for chunk in chunks:
+                data = memoryview(chunk)
+                while data:
+                    data = data[os.write(fd, data):]
             os.fsync(fd)
         except OSError:
             if regular:
@@ -138,6 +150,53 @@ def append_lines(target: str, lines: list[bytes]) -> None:
         os.close(fd)
     if created:
         fsync_folder(os.path.dirname(os.path.abspath(target)))
+
+
+class PendingLines:
+    """Lines held until a commit appends them: in memory up to ``limit`` bytes, beyond that in an
+    unnamed temporary file (mode 0600, gone when closed), so a commit that covers a whole
+    backfill does not grow the process."""
+
+    def __init__(self, limit: int = PENDING_IN_MEMORY) -> None:
+        self.limit = limit
+        self._memory = bytearray()
+        self._spool: IO[bytes] | None = None
+        self._count = 0
+
+    def __len__(self) -> int:
+        return self._count
+
+    def add(self, line: bytes) -> None:
+        """Hold ``line`` (without its newline)."""
+        self._memory += line
+        self._memory += b"\n"
+        self._count += 1
+        if len(self._memory) > self.limit:
+            if self._spool is None:
+                self._spool = tempfile.TemporaryFile()  # noqa: SIM115 (closed by clear())
+            self._spool.write(self._memory)
+            self._memory.clear()
+
+    def append_to(self, target: str) -> None:
+        """Append every held line to ``target`` and fsync (see :func:`append_chunks`); they stay held."""
+        append_chunks(target, self._chunks())
+
+    def clear(self) -> None:
+        """Forget every held line."""
+        self._memory.clear()
+        self._count = 0
+        if self._spool is not None:
+            self._spool.close()
+            self._spool = None
+
+    def _chunks(self) -> Iterator[bytes]:
+        if self._spool is not None:
+            self._spool.flush()
+            self._spool.seek(0)
+            while chunk := self._spool.read(_CHUNK):
+                yield chunk
+            self._spool.seek(0, os.SEEK_END)
+        yield bytes(self._memory)
 
 
 def _cut_partial_line(fd: int) -> int:

@@ -160,7 +160,10 @@ class TcpListener:
     def _serve(self, connection: socket.socket, received: list[str]) -> None:
         stream = connection
         try:
-            stream = self.tls.wrap_socket(connection, server_side=True) if self.tls else connection
+            stream = (  # a TLS end without close_notify is an error here, as it is for syslog-ng
+                self.tls.wrap_socket(connection, server_side=True, suppress_ragged_eofs=False)
+                if self.tls else connection
+            )
             with self._condition:
                 self._streams.append(stream)
             buffer = b""

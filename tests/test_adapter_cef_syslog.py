@@ -16,6 +16,7 @@ from support import run_cli, sample_threats, write_config
 from phishme_intel.adapters._cef import Event, removal_event, threat_events
 from phishme_intel.adapters.cef_syslog import CefSyslogAdapter
 from phishme_intel.errors import AdapterError
+from phishme_intel.files import PendingLines
 from phishme_intel.models import MALWARE, PHISH, ThreatRef, parse_threat
 from phishme_intel.options import parse_section
 
@@ -237,8 +238,8 @@ def test_subjects_and_senders_are_left_out_with_a_debug_line(tmp_path, caplog):
 def test_udp_sends_one_rfc5424_datagram_per_event(tmp_path):
     listener = UdpListener()
     threat = malware(blockSet=[block("Domain Name", "c2.example.net", "Moderate")])
-    adapter = CefSyslogAdapter(settings(tmp_path, host="127.0.0.1", port=str(listener.port), hostname="sync01",
-                                        facility="local4", vendor="PhishMe"))
+    adapter = CefSyslogAdapter(settings(tmp_path, transport="udp", host="127.0.0.1", port=str(listener.port),
+                                        hostname="sync01", facility="local4", vendor="PhishMe"))
 
     deliver(adapter, [threat])
 
@@ -253,8 +254,8 @@ def test_udp_sends_one_rfc5424_datagram_per_event(tmp_path):
 
 def test_rfc3164_header_has_a_bsd_timestamp_and_a_tag(tmp_path):
     listener = UdpListener()
-    adapter = CefSyslogAdapter(settings(tmp_path, host="127.0.0.1", port=str(listener.port), header="rfc3164",
-                                        hostname="sync01"))
+    adapter = CefSyslogAdapter(settings(tmp_path, transport="udp", host="127.0.0.1", port=str(listener.port),
+                                        header="rfc3164", hostname="sync01"))
 
     deliver(adapter, withdrawn=[ThreatRef(MALWARE, 5)])
 
@@ -349,10 +350,58 @@ def test_commit_fails_when_the_receiver_closed_the_connection_after_the_last_eve
     listener.close()
 
 
+def test_a_connection_dropped_mid_batch_fails_the_commit_and_the_next_run_sends_every_event_again(tmp_path):
+    listener = TcpListener()
+    first, second = sample_threats(malware=3, phish=0), sample_threats(malware=0, phish=3, seed=4)
+    expected = [event.format("Cofense") for threat in first + second for event in threat_events(threat)]
+    raw = {"transport": "tcp", "host": "127.0.0.1", "port": str(listener.port), "header": "none"}
+    adapter = CefSyslogAdapter(settings(tmp_path, **raw))
+    adapter.open()
+    adapter.deliver(first)
+    listener.wait_for(sum(len(threat_events(t)) for t in first))
+
+    listener.drop_connections()
+    with pytest.raises(AdapterError, match=f"tcp://127.0.0.1:{listener.port}: .*they will be sent again"):
+        adapter.deliver(second)
+        adapter.commit()
+    adapter.close()
+    deliver(CefSyslogAdapter(settings(tmp_path, **raw)), first + second)
+
+    received = listener.messages()
+    assert set(expected) <= set(received)
+    assert received[-len(expected):] == expected
+
+
+def test_a_tls_connection_ends_with_close_notify(tmp_path, ca_file, server_tls):
+    listener = TcpListener(tls=server_tls)
+    adapter = CefSyslogAdapter(settings(tmp_path, transport="tls", host="localhost", port=str(listener.port),
+                                        ca_bundle=str(ca_file)))
+
+    deliver(adapter, sample_threats(malware=1, phish=1))
+
+    assert listener.messages() and listener.errors == []
+    listener.close()
+
+
+def test_file_events_beyond_the_memory_limit_wait_in_a_temporary_file_and_arrive_whole(tmp_path):
+    pending = PendingLines(limit=1000)
+    lines = [f"event {n} {'x' * (n % 50)}".encode() for n in range(2000)]
+    target = tmp_path / "out.cef"
+
+    for line in lines:
+        pending.add(line)
+    pending.append_to(str(target))
+    pending.append_to(str(target))
+
+    assert target.read_bytes() == 2 * b"".join(line + b"\n" for line in lines)
+    assert len(pending) == 2000
+
+
 def test_max_eps_spaces_the_events(tmp_path):
     listener = UdpListener()
     refs = [ThreatRef(MALWARE, n) for n in range(11)]
-    adapter = CefSyslogAdapter(settings(tmp_path, host="127.0.0.1", port=str(listener.port), max_eps="50"))
+    adapter = CefSyslogAdapter(settings(tmp_path, transport="udp", host="127.0.0.1", port=str(listener.port),
+                                        max_eps="50"))
 
     started = time.monotonic()
     deliver(adapter, withdrawn=refs)
@@ -388,7 +437,7 @@ def test_a_full_disk_is_a_clear_error_naming_the_file(tmp_path):
 
 def test_a_udp_receiver_that_refuses_is_a_clear_error(tmp_path):
     port = refused_port()
-    adapter = CefSyslogAdapter(settings(tmp_path, host="127.0.0.1", port=str(port)))
+    adapter = CefSyslogAdapter(settings(tmp_path, transport="udp", host="127.0.0.1", port=str(port)))
 
     with pytest.raises(AdapterError, match=f"udp://127.0.0.1:{port}: Connection refused"):
         deliver(adapter, sample_threats(malware=2, phish=0))

@@ -10,30 +10,38 @@ UDP
     the receiver comes back as ECONNREFUSED (checked again at :meth:`flush`).
 TCP and TLS
     Octet-counted framing (RFC 6587 3.4.1: ``<length> <message>``) or, for receivers that
-    only split on line ends, a newline after each message (``lf``). Before each message the
-    socket is polled: a receiver that closed the connection (a restart, an idle timeout) is
-    reconnected to first; a write that fails is retried once on a new connection.
-    :meth:`flush` fails if the receiver closed the connection after the last write, because
-    TCP cannot tell whether it read what was in flight: the run then fails and the next
-    one sends the events again. TLS verifies the receiver's certificate and host name
-    against the system CAs or ``ca_bundle``, and may present a client certificate.
+    only split on line ends, a newline after each message (``lf``). Messages are written as
+    they come; nothing is held in memory. Before each message the socket is polled. A
+    receiver that closed the connection (a restart, an idle timeout) when nothing was
+    written since the last :meth:`flush` is reconnected to. Once something was written since
+    the last flush, a lost connection (closed by the receiver, a failed write) fails the
+    send or the flush instead: TCP cannot tell what the receiver read of what was in flight,
+    so the commit fails (exit 74, the position stays) and the next run sends the whole batch
+    again; nothing is lost silently. :meth:`flush` waits (at most ``timeout``) until the
+    receiver's TCP acknowledged every byte, then checks the connection is still open. TLS
+    verifies the receiver's certificate and host name against the system CAs or
+    ``ca_bundle``, may present a client certificate, and ends with a close_notify.
 file
-    The messages of each commit are appended in one write and fsynced at :meth:`flush`
-    (see :func:`phishme_intel.files.append_lines`): a failed run appends nothing.
+    The messages of each commit are held (in memory up to a limit, then in an unnamed
+    temporary file) and appended and fsynced at :meth:`flush` (see
+    :class:`phishme_intel.files.PendingLines`): a failed run appends nothing.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import logging
 import os
 import select
 import socket
 import ssl
+import struct
+import termios
 import time
 from typing import Protocol
 
-from ..files import NEW_FILE_MODE, append_lines, fsync_folder
+from ..files import NEW_FILE_MODE, PendingLines, fsync_folder
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +53,8 @@ FACILITIES = {
 MAX_DATAGRAM = 65507
 RECONNECT_ATTEMPTS = 3
 RECONNECT_DELAY = 0.2
+DRAIN_POLL = 0.005
+CLOSE_NOTIFY_WAIT = 2.0
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
@@ -124,8 +134,10 @@ class TcpTransport:
         self.host, self.port, self.timeout, self.framing, self.tls = host, port, timeout, framing, tls
         self.destination = f"{'tls' if tls else 'tcp'}://{host}:{port}"
         self._socket: socket.socket | None = None
+        self._written = False
 
     def open(self) -> None:
+        self._written = False
         self._connect()
 
     def send(self, message: bytes) -> None:
@@ -137,19 +149,33 @@ class TcpTransport:
         except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, ssl.SSLEOFError) as exc:
             self._reconnect(f"a write failed ({exc.strerror or exc})")
             self._connection().sendall(frame)
+        self._written = True
 
     def flush(self) -> None:
-        if self._socket is not None and self._closed_by_peer():
+        if self._socket is None:
+            if self._written:
+                raise ConnectionResetError("the connection was lost after events were sent on it")
+            return
+        self._drain()
+        if self._closed_by_peer():
             self.close()
             raise ConnectionResetError(
                 "the receiver closed the connection after the last event was sent; TCP cannot tell whether "
                 "it read them all, so they will be sent again"
             )
+        self._written = False
 
     def close(self) -> None:
-        if self._socket is not None:
-            self._socket.close()
-            self._socket = None
+        connection, self._socket = self._socket, None
+        if connection is None:
+            return
+        if isinstance(connection, ssl.SSLSocket):
+            try:  # close_notify, so the receiver sees an orderly end rather than a truncation
+                connection.settimeout(min(self.timeout, CLOSE_NOTIFY_WAIT))
+                connection = connection.unwrap()
+            except (OSError, ValueError):
+                pass
+        connection.close()
 
     def _connection(self) -> socket.socket:
         if self._socket is None:
@@ -167,6 +193,12 @@ class TcpTransport:
         self._socket = connection
 
     def _reconnect(self, why: str) -> None:
+        if self._written:
+            self.close()
+            raise ConnectionResetError(
+                f"{why} after events were sent on it; TCP cannot tell which of them the receiver read, "
+                "so they will be sent again"
+            )
         self.close()
         for attempt in range(RECONNECT_ATTEMPTS):
             try:
@@ -177,6 +209,15 @@ class TcpTransport:
                 if attempt == RECONNECT_ATTEMPTS - 1:
                     raise
                 time.sleep(RECONNECT_DELAY * 2**attempt)
+
+    def _drain(self) -> None:
+        """Wait until the receiver's TCP acknowledged every byte written (Linux: TIOCOUTQ), at most ``timeout``."""
+        connection = self._connection()
+        deadline = time.monotonic() + self.timeout
+        while _unacknowledged(connection):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the receiver did not take the events sent within {self.timeout:g} s")
+            time.sleep(DRAIN_POLL)
 
     def _closed_by_peer(self) -> bool:
         """Whether the receiver has closed the connection (it never sends data, so readable means closing)."""
@@ -197,13 +238,20 @@ class TcpTransport:
             connection.settimeout(self.timeout)
 
 
+def _unacknowledged(connection: socket.socket) -> int:
+    """Bytes written to ``connection`` that the peer has not acknowledged yet (0 where the OS cannot tell)."""
+    if not hasattr(termios, "TIOCOUTQ"):
+        return 0
+    return struct.unpack("i", fcntl.ioctl(connection.fileno(), termios.TIOCOUTQ, b"\0\0\0\0"))[0]
+
+
 class FileTransport:
     """Messages appended to a file, one per line, at each commit."""
 
     def __init__(self, path: str) -> None:
         self.path = path
         self.destination = path
-        self._pending: list[bytes] = []
+        self._pending = PendingLines()
 
     def open(self) -> None:
         """Create the file if need be, so an unwritable path fails the run before anything is sent."""
@@ -213,11 +261,11 @@ class FileTransport:
             fsync_folder(os.path.dirname(os.path.abspath(self.path)))
 
     def send(self, message: bytes) -> None:
-        self._pending.append(message)
+        self._pending.add(message)
 
     def flush(self) -> None:
         if self._pending:
-            append_lines(self.path, self._pending)
+            self._pending.append_to(self.path)
             self._pending.clear()
 
     def close(self) -> None:

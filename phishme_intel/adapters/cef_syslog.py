@@ -45,7 +45,7 @@ class CefSyslogAdapter(Adapter):
 
     name = "cef_syslog"
     options = (
-        Option("transport", choice("udp", "tcp", "tls", "file"), "udp"),
+        Option("transport", choice("udp", "tcp", "tls", "file"), "tcp"),
         Option("host", text, None),
         Option("port", integer(1, 65535), None),
         Option("framing", choice("octet", "lf"), "octet"),
