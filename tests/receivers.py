@@ -1,0 +1,166 @@
+"""Real receivers for the adapter tests: a syslog-ng daemon on 127.0.0.1 with a config written here.
+
+:class:`SyslogNg` runs ``syslog-ng`` in the foreground with one source per :class:`Inlet`
+(TCP octet counting, TCP with a newline after each message, RFC 3164 over TCP, TLS) and
+writes what each source receives, one message a line (``PROGRAM<tab>MSG``), to its own
+file; syslog-ng's own messages (``LEVEL<tab>MSG``) go to ``internal.log``. :meth:`SyslogNg.stop`
+ends the daemon with SIGTERM, which flushes every file, so what the files hold afterwards is
+everything it received (:meth:`SyslogNg.wait_until_read` first: messages still in a socket
+when it stops are not read).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import trustme
+
+SYSLOG_NG = "/usr/sbin/syslog-ng"
+READY = "syslog-ng starting up"
+ERROR_LEVELS = ("err", "crit", "alert", "emerg")
+
+
+def require(*programs: str) -> None:
+    """Skip (fail in CI) unless every one of ``programs`` is installed."""
+    missing = [program for program in programs if not shutil.which(program)]
+    if not missing:
+        return
+    problem = f"not installed: {', '.join(missing)} (.ci/system-packages installs them)"
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"CI must run the receiver tests: {problem}")
+    pytest.skip(problem)
+
+
+def free_port() -> int:
+    """A loopback TCP port nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@dataclass(frozen=True)
+class Inlet:
+    """One syslog-ng source and the adapter settings that send to it."""
+
+    name: str
+    source: str  # the syslog-ng source driver, ``{port}`` and ``{tls}`` to fill in
+    settings: dict[str, str]
+
+
+INLETS = {
+    inlet.name: inlet for inlet in (
+        Inlet("tcp-octet", 'syslog(ip("127.0.0.1") port({port}) transport("tcp") flags(store-raw-message))',
+              {"transport": "tcp", "framing": "octet", "header": "rfc5424"}),
+        Inlet("tcp-lf", 'network(ip("127.0.0.1") port({port}) transport("tcp") flags(syslog-protocol))',
+              {"transport": "tcp", "framing": "lf", "header": "rfc5424"}),
+        Inlet("rfc3164", 'network(ip("127.0.0.1") port({port}) transport("tcp"))',
+              {"transport": "tcp", "framing": "lf", "header": "rfc3164"}),
+        Inlet("tls", 'syslog(ip("127.0.0.1") port({port}) transport("tls") {tls})',
+              {"transport": "tls", "framing": "octet", "header": "rfc5424"}),
+    )
+}
+
+
+class SyslogNg:
+    """A syslog-ng daemon listening on 127.0.0.1 with every inlet of :data:`INLETS`."""
+
+    def __init__(self, folder: Path, ca: trustme.CA) -> None:
+        self.folder = folder
+        folder.mkdir(exist_ok=True)
+        self.ports = {name: free_port() for name in INLETS}
+        self.ca_file = folder / "ca.pem"
+        ca.cert_pem.write_to_path(str(self.ca_file))
+        server = ca.issue_cert("127.0.0.1")
+        server.private_key_pem.write_to_path(str(folder / "server.key"))
+        server.cert_chain_pems[0].write_to_path(str(folder / "server.pem"))
+        self.internal_log = folder / "internal.log"
+        self.config = folder / "syslog-ng.conf"
+        self.config.write_text(self._config())
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def settings(self, inlet: str) -> dict[str, str]:
+        """``[integration_cef_syslog]`` settings that send to ``inlet``."""
+        settings = {**INLETS[inlet].settings, "host": "127.0.0.1", "port": str(self.ports[inlet])}
+        if settings["transport"] == "tls":
+            settings["ca_bundle"] = str(self.ca_file)
+        return settings
+
+    def received(self, inlet: str) -> list[tuple[str, str]]:
+        """(program, message) of every message ``inlet`` received, in order; call after :meth:`stop`."""
+        path = self.folder / f"{inlet}.log"
+        if not path.exists():
+            return []
+        return [tuple(line.split("\t", 1)) for line in path.read_text().splitlines()]  # type: ignore[misc]
+
+    def problems(self) -> list[str]:
+        """syslog-ng's own messages at error level or worse, or that speak of an error."""
+        lines = self.internal_log.read_text().splitlines() if self.internal_log.exists() else []
+        return [line for line in lines if line.split("\t")[0] in ERROR_LEVELS or "error" in line.lower()]
+
+    def start(self) -> None:
+        """Start the daemon; returns once it says it has started up (its sources listen by then)."""
+        offset = self.internal_log.stat().st_size if self.internal_log.exists() else 0
+        folder = self.folder
+        self._process = subprocess.Popen(
+            [SYSLOG_NG, "--foreground", "--no-caps", f"--cfgfile={self.config}", f"--persist-file={folder}/persist",
+             f"--pidfile={folder}/pid", f"--control={folder}/ctl"],
+            stdout=subprocess.DEVNULL, stderr=(folder / "stderr").open("ab"),
+        )
+        deadline = time.monotonic() + 20
+        while not self._started(offset):
+            assert self._process.poll() is None, f"syslog-ng ended: {(folder / 'stderr').read_text()}"
+            assert time.monotonic() < deadline, "syslog-ng did not start up within 20 s"
+            time.sleep(0.02)
+
+    def wait_until_read(self) -> None:
+        """Return once syslog-ng read every connection made to it to its end (it logs each close)."""
+        deadline = time.monotonic() + 20
+        while True:
+            text = self.internal_log.read_text()
+            if text.count("Syslog connection closed") >= text.count("Syslog connection accepted"):
+                return
+            assert time.monotonic() < deadline, "syslog-ng did not see a connection end within 20 s"
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        """SIGTERM, then wait: syslog-ng flushes its files before it exits."""
+        if self._process is None:
+            return
+        self._process.send_signal(signal.SIGTERM)
+        assert self._process.wait(timeout=20) == 0
+        self._process = None
+
+    def _started(self, offset: int) -> bool:
+        if not self.internal_log.exists():
+            return False
+        with self.internal_log.open() as log:
+            log.seek(offset)
+            return READY in log.read()
+
+    def _config(self) -> str:
+        tls = (f'tls(key-file("{self.folder}/server.key") cert-file("{self.folder}/server.pem") '
+               'peer-verify(optional-untrusted))')
+        lines = [
+            "@version: 3.38",
+            "options { keep-hostname(yes); log-msg-size(65536); create-dirs(no); };",
+            "source s_internal { internal(); };",
+            f'destination d_internal {{ file("{self.internal_log}" template("${{LEVEL}}\\t${{MSG}}\\n")); }};',
+            "log { source(s_internal); destination(d_internal); };",
+        ]
+        for name, inlet in INLETS.items():
+            source = inlet.source.format(port=self.ports[name], tls=tls)
+            lines += [
+                f"source s_{name.replace('-', '_')} {{ {source}; }};",
+                f'destination d_{name.replace("-", "_")} {{ file("{self.folder}/{name}.log" '
+                'template("${PROGRAM}\\t${MSG}\\n")); };',
+                f"log {{ source(s_{name.replace('-', '_')}); destination(d_{name.replace('-', '_')}); }};",
+            ]
+        return "\n".join(lines) + "\n"
