@@ -3,107 +3,22 @@ HTTP(S) listener that checks every request as a collector would."""
 
 from __future__ import annotations
 
-import json
 import logging
 import socket
 import ssl
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 import trustme
 from contract import AdapterContract, deliver
+from hec_collector import TOKEN, Collector, parse_events, serving
 from support import run_cli, sample_threats, write_config
 
 from phishme_intel import config as config_module
 from phishme_intel.adapters.splunk_hec import SplunkHecAdapter
 from phishme_intel.errors import AdapterError, ConfigError
 from phishme_intel.models import ThreatRef, parse_threat
-
-TOKEN = "5f2c8e1a-hec-s3cr3t-token"
-
-
-class Collector(ThreadingHTTPServer):
-    """A stand-in for Splunk's HEC: checks path, token and body, keeps every accepted event.
-
-    ``faults`` is a list of HTTP statuses to answer (with ``Retry-After: 0``) before accepting.
-    """
-
-    daemon_threads = True
-
-    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
-        super().__init__(("127.0.0.1", 0), CollectorHandler)
-        if tls is not None:
-            self.socket = tls.wrap_socket(self.socket, server_side=True)
-        self.requests: list[dict] = []
-        self.events: list[dict] = []
-        self.faults: list[int] = []
-        self.lock = threading.Lock()
-
-    @property
-    def url(self) -> str:
-        scheme = "https" if isinstance(self.socket, ssl.SSLSocket) else "http"
-        return f"{scheme}://localhost:{self.server_address[1]}"
-
-    def held(self) -> set[ThreatRef]:
-        """What a search sees: threats whose latest threat event is an upsert."""
-        latest: dict[ThreatRef, str] = {}
-        for event in (e["event"] for e in self.events if e["event"]["event_type"] == "threat"):
-            latest[ThreatRef(event["threat_type"], event["threat_id"])] = event["action"]
-        return {ref for ref, action in latest.items() if action == "upsert"}
-
-
-class CollectorHandler(BaseHTTPRequestHandler):
-    server: Collector
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format, *args):
-        pass
-
-    def do_POST(self):
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        with self.server.lock:
-            self.server.requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
-            fault = self.server.faults.pop(0) if self.server.faults else None
-        if self.path != "/services/collector/event":
-            return self.answer(404, "The requested URL was not found on this server.", 404)
-        if self.headers.get("Authorization") != f"Splunk {TOKEN}":
-            return self.answer(403, "Invalid token", 4)
-        if not self.headers.get("X-Splunk-Request-Channel"):
-            return self.answer(400, "Data channel is missing", 10)
-        if fault is not None:
-            return self.answer(fault, "Server is busy", 9, {"Retry-After": "0"})
-        try:
-            events = parse_events(body.decode("utf-8"))
-        except ValueError as exc:
-            return self.answer(400, f"Invalid data format: {exc}", 6)
-        with self.server.lock:
-            self.server.events.extend(events)
-        self.answer(200, "Success", 0)
-
-    def answer(self, status, text, code, headers=None):
-        data = json.dumps({"text": text, "code": code}).encode()
-        self.send_response(status)
-        for name, value in {**(headers or {}), "Content-Type": "application/json"}.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-
-def parse_events(body: str) -> list[dict]:
-    """Concatenated JSON event objects, as HEC's /event endpoint takes them; ValueError if malformed."""
-    decoder, events, at = json.JSONDecoder(), [], 0
-    while at < len(body.rstrip()):
-        while body[at].isspace():
-            at += 1
-        event, at = decoder.raw_decode(body, at)
-        if not isinstance(event, dict) or "event" not in event or not isinstance(event.get("time"), (int, float)):
-            raise ValueError(f"event {len(events)} lacks event or time")
-        events.append(event)
-    return events
 
 
 @pytest.fixture
@@ -125,26 +40,11 @@ def tls_collector(ca) -> Iterator[Collector]:
         yield server
 
 
-class serving:
-    def __init__(self, server: Collector) -> None:
-        self.server = server
-        self.thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-
-    def __enter__(self) -> Collector:
-        self.thread.start()
-        return self.server
-
-    def __exit__(self, *exc) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join()
-
-
 def hec(url: str, **settings) -> SplunkHecAdapter:
     defaults = {
         "url": url, "token": TOKEN, "index": None, "sourcetype": "cofense:intelligence", "source": "phishme-intel",
         "indicator_events": False, "batch_size": 100, "ssl_verify": True, "ca_bundle": None, "timeout": 5.0,
-        "max_retries": 3, "retry_backoff": 0.01,
+        "max_retries": 3, "retry_backoff": 0.01, "use_ack": False, "ack_timeout": 10.0,
     }
     return SplunkHecAdapter({**defaults, **settings})
 
@@ -251,6 +151,52 @@ def test_a_collector_that_stays_busy_fails_the_commit_naming_adapter_and_url(col
     assert message.startswith("adapter splunk_hec: ")
     assert f"{collector.url}/services/collector/event answered HTTP 503 (Server is busy, code 9)" in message
     assert "3 attempts" in message
+
+
+def test_with_use_ack_the_commit_returns_once_the_collector_confirmed_every_batch_as_indexed(collector):
+    collector.acks, collector.unconfirmed_polls = True, 2
+    threats = sample_threats(malware=6, phish=3)
+    adapter = hec(collector.url, batch_size=4, use_ack=True)
+    adapter.open()
+    adapter.deliver(threats)
+    assert collector.confirmed == set()
+
+    adapter.commit()
+    adapter.close()
+
+    [ids] = collector.ack_ids.values()
+    assert ids == [0, 1, 2] and collector.confirmed == {0, 1, 2}
+    assert collector.ack_polls == 3
+    paths = [r["path"] for r in collector.requests]
+    assert paths == ["/services/collector/event"] * 3 + ["/services/collector/ack"] * 3
+    assert collector.held() == {t.ref for t in threats}
+
+
+def test_batches_the_collector_never_confirms_fail_the_commit_after_ack_timeout(collector):
+    collector.acks, collector.never_confirm = True, True
+
+    with pytest.raises(AdapterError, match=r"^adapter splunk_hec: http://localhost:\d+/services/collector/ack did not "
+                                           r"confirm 1 batches as indexed within 1 s \(use_ack\); they will be sent"):
+        deliver(hec(collector.url, use_ack=True, ack_timeout=1.0), sample_threats())
+    assert collector.ack_polls > 1
+
+
+def test_use_ack_with_a_token_that_has_acknowledgement_off_is_a_clear_error(collector):
+    with pytest.raises(AdapterError, match="accepted events without an ackId: turn indexer acknowledgement on"):
+        deliver(hec(collector.url, use_ack=True), sample_threats())
+
+
+def test_an_unconfirmed_batch_fails_the_run_and_keeps_the_position(tmp_path, simulator, collector):
+    collector.acks, collector.never_confirm = True, True
+    config = write_config(tmp_path, simulator.url, integration_splunk_hec={
+        "use": "True", "url": collector.url, "token": TOKEN, "use_ack": "True", "ack_timeout": "1",
+    })
+
+    result = run_cli(config)
+
+    assert result.returncode == 74
+    assert "did not confirm" in result.stderr and TOKEN not in result.stderr
+    assert config_module.read(str(config))["pm_api"]["position"] == ""
 
 
 def test_a_refused_token_fails_at_once_without_showing_the_token(tmp_path, collector, caplog):

@@ -14,8 +14,13 @@ Events go to ``<url>/services/collector/event`` as batches of concatenated JSON 
 (``batch_size`` events, at most ~1 MB a request) with the header ``Authorization: Splunk
 <token>`` and a request channel (needed when the token has indexer acknowledgement on).
 A batch is sent when it is full and at :meth:`commit`, which returns only when the
-collector accepted every event. 429, 502, 503, 504 and connection failures are retried
-with exponential backoff and jitter, honouring ``Retry-After``; other answers fail at once.
+collector accepted every event. With ``use_ack`` (the token has indexer acknowledgement on)
+accepted is not enough: the commit then also waits until ``/services/collector/ack``
+confirms every batch as indexed, polling at most ``ack_timeout`` seconds, and fails
+(exit 74, the position stays, the next run sends them again) if some are still
+unconfirmed. 429, 502, 503, 504 and connection failures are retried with exponential
+backoff and jitter, honouring ``Retry-After`` (seconds or an HTTP date; see
+:mod:`phishme_intel.retry`); other answers fail at once.
 TLS certificates are verified unless ``ssl_verify = False``. The token is never logged or
 put in an error message.
 """
@@ -39,6 +44,9 @@ from ..retry import MAX_BACKOFF, Retrier, TryAgain, retry_after
 from .base import Adapter
 
 ENDPOINT = "/services/collector/event"
+ACK_ENDPOINT = "/services/collector/ack"
+ACK_POLL_FIRST = 0.05
+ACK_POLL_MAX = 2.0
 MAX_BODY = 1_000_000
 RETRIED_STATUSES = (429, 502, 503, 504)
 
@@ -60,6 +68,8 @@ class SplunkHecAdapter(Adapter):
         Option("timeout", number(1, 600), 30.0),
         Option("max_retries", integer(0, 20), 5),
         Option("retry_backoff", number(0, 60), 1.0),
+        Option("use_ack", boolean, False),
+        Option("ack_timeout", number(1, 3600), 120.0),
     )
 
     @classmethod
@@ -73,6 +83,7 @@ class SplunkHecAdapter(Adapter):
         super().__init__(settings)
         base: str = settings["url"]
         self.endpoint = base if base.endswith(ENDPOINT) else base + ENDPOINT
+        self.ack_endpoint = self.endpoint[: -len(ENDPOINT)] + ACK_ENDPOINT
         self._token: str = settings["token"]
         self._metadata = {
             key: settings[key] for key in ("index", "sourcetype", "source") if settings[key] is not None
@@ -83,6 +94,7 @@ class SplunkHecAdapter(Adapter):
         self._retrier = Retrier(settings["max_retries"], settings["retry_backoff"], self._give_up, self.log)
         self._batch: list[bytes] = []
         self._batch_bytes = 0
+        self._unconfirmed: set[int] = set()
 
     def open(self) -> None:
         session = requests.Session()
@@ -119,8 +131,11 @@ class SplunkHecAdapter(Adapter):
 
     def commit(self) -> None:
         self._flush()
+        if self._unconfirmed:
+            self._wait_for_acks()
 
     def close(self) -> None:
+        self._unconfirmed.clear()
         self._batch.clear()
         self._batch_bytes = 0
         if self._session is not None:
@@ -147,23 +162,59 @@ class SplunkHecAdapter(Adapter):
         self._batch_bytes = 0
 
     def _post(self, body: bytes, count: int) -> None:
+        answer = self._request(self.endpoint, body, "sending to the collector")
+        self.log.debug("sent %d events (%d bytes) to %s", count, len(body), self.endpoint)
+        if self.settings["use_ack"]:
+            ack = answer.get("ackId")
+            if not isinstance(ack, int):
+                raise AdapterError(self.name, f"{self.endpoint} accepted events without an ackId: turn indexer "
+                                              "acknowledgement on for the token, or set use_ack = False")
+            self._unconfirmed.add(ack)
+
+    def _wait_for_acks(self) -> None:
+        """Poll the ack endpoint until every batch sent is confirmed as indexed, at most ``ack_timeout`` s."""
+        timeout: float = self.settings["ack_timeout"]
+        deadline = time.monotonic() + timeout
+        pause = ACK_POLL_FIRST
+        while True:
+            body = json.dumps({"acks": sorted(self._unconfirmed)}).encode()
+            answer = self._request(self.ack_endpoint, body, "asking the collector for acknowledgements")
+            confirmed = answer.get("acks")
+            if not isinstance(confirmed, dict):
+                raise AdapterError(self.name, f"{self.ack_endpoint} answered without an acks object")
+            self._unconfirmed -= {int(ack) for ack, done in confirmed.items() if done is True and ack.isdigit()}
+            if not self._unconfirmed:
+                return
+            if time.monotonic() + pause > deadline:
+                raise AdapterError(self.name, (
+                    f"{self.ack_endpoint} did not confirm {len(self._unconfirmed)} batches as indexed within "
+                    f"{timeout:g} s (use_ack); they will be sent again"
+                ))
+            time.sleep(pause)
+            pause = min(ACK_POLL_MAX, pause * 2)
+
+    def _request(self, url: str, body: bytes, what: str) -> dict[str, Any]:
+        """POST ``body`` to ``url`` with retries; the collector's JSON answer (empty if it is not JSON)."""
         session = self._session
         if session is None:
             raise AdapterError(self.name, "used before open()")
-        self._retrier.call("sending to the collector", lambda: self._attempt(session, body))
-        self.log.debug("sent %d events (%d bytes) to %s", count, len(body), self.endpoint)
-
-    def _attempt(self, session: requests.Session, body: bytes) -> None:
+        response = self._retrier.call(what, lambda: self._attempt(session, url, body))[0]
         try:
-            response = session.post(self.endpoint, data=body, timeout=self.settings["timeout"],
-                                          verify=self._verify)
+            answer = response.json()
+        except ValueError:
+            return {}
+        return answer if isinstance(answer, dict) else {}
+
+    def _attempt(self, session: requests.Session, url: str, body: bytes) -> requests.Response:
+        try:
+            response = session.post(url, data=body, timeout=self.settings["timeout"], verify=self._verify)
         except requests.exceptions.SSLError as exc:
-            raise AdapterError(self.name, f"TLS failure with {self.endpoint}: {_reason(exc)}") from None
+            raise AdapterError(self.name, f"TLS failure with {url}: {_reason(exc)}") from None
         except (requests.ConnectionError, requests.Timeout) as exc:
-            raise TryAgain(f"cannot reach {self.endpoint}: {_reason(exc)}") from None
+            raise TryAgain(f"cannot reach {url}: {_reason(exc)}") from None
         if response.ok:
-            return
-        problem = f"{self.endpoint} answered {self._answer(response)}"
+            return response
+        problem = f"{url} answered {self._answer(response)}"
         if response.status_code not in RETRIED_STATUSES:
             raise AdapterError(self.name, problem + _hint(response.status_code))
         raise TryAgain(problem, retry_after(response.headers.get("Retry-After"), MAX_BACKOFF))
