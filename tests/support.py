@@ -60,11 +60,13 @@ def cli_command(config: Path, *args: str) -> list[str]:
     return [sys.executable, str(ROOT / "phishme_to_product.py"), "-conf", str(config), *root, *args]
 
 
-def run_cli(config: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    """The CLI as a real process, to completion."""
+def run_cli(
+    config: Path, *args: str, timeout: float = 120, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """The CLI as a real process, to completion; ``env`` is added to this process's environment."""
     return subprocess.run(
         cli_command(config, *args),
-        capture_output=True, text=True, timeout=timeout, cwd=ROOT,
+        capture_output=True, text=True, timeout=timeout, cwd=ROOT, env={**os.environ, **(env or {})},
     )
 
 
@@ -113,3 +115,20 @@ def sample_threats(malware: int = 6, phish: int = 3, seed: int = 3) -> list[Thre
     """Realistic parsed threats of both kinds, from the simulator's generator."""
     dataset = Dataset(seed=seed, malware=malware, phish=phish, days=5)
     return [parse_threat(dataset.threat(kind, tid)) for kind, tid in sorted(dataset.live_ids())]
+
+
+class Unprivileged:
+    """Runs the CLI so that file permission bits apply to it.
+
+    As root that means without the capabilities that override them (``setpriv`` drops
+    CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH from the bounding set); any other user is
+    subject to them anyway.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def run(self, config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+        prefix = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search", "--"] if os.geteuid() == 0 else []
+        command = [*prefix, *cli_command(config, *args)]
+        return subprocess.run(command, capture_output=True, text=True, timeout=60, cwd=ROOT)

@@ -63,6 +63,13 @@ def test_the_readmes_real_use_installs_what_contrib_runs():
     assert f"{program} -conf {config}" in (CONTRIB / "crontab").read_text()
 
 
+def test_the_service_shows_how_to_hand_over_the_password_as_a_systemd_credential():
+    lines = (CONTRIB / "phishme-intel.service").read_text().splitlines()
+
+    assert "#LoadCredential=PHISHME_INTEL_PASS:/etc/phishme-intel/pass" in lines
+    assert "``PHISHME_INTEL_PASS``" in (ROOT / "docs" / "configuration.rst").read_text()
+
+
 def test_the_service_runs_unprivileged_with_a_read_only_file_system_but_its_state_folder():
     service = _unit("phishme-intel.service")["Service"]
 

@@ -39,7 +39,7 @@ from ..options import (
     url,
 )
 from ..state import SyncState
-from . import vendor4x
+from . import sources, vendor4x
 
 API_OPTIONS = (
     Option("base_url", url("https", "http"), "https://www.threathq.com/apiv1"),
@@ -173,6 +173,7 @@ class Config:
     status: StatusSettings
     jitter: JitterSettings
     warnings: list[str]
+    origins: dict[str, str] = field(default_factory=dict)
 
     @property
     def secrets(self) -> list[str]:
@@ -213,12 +214,11 @@ def load(config_path: str) -> Config:
     base_dir = os.path.dirname(config_path)
     problems: list[str] = []
     warnings = _permission_warnings(config_path)
-    values = {
-        name: parse_section(
-            name, parser[name] if parser.has_section(name) else None, options, problems, warnings, base_dir
-        )
-        for name, options in _SECTIONS.items()
-    }
+    origins: dict[str, str] = {}
+    values = {}
+    for name, options in _SECTIONS.items():
+        raw = _gathered(name, parser, options, base_dir, problems, warnings, origins)
+        values[name] = parse_section(name, raw, options, problems, warnings, base_dir)
     for section in parser.sections():
         if vendor4x.replaced(section):
             warnings.extend(vendor4x.warnings(section, parser[section]))
@@ -230,7 +230,7 @@ def load(config_path: str) -> Config:
     if not (product["intelligence"] or product["brand_intelligence"]):
         problems.append("[pm_product]: intelligence and brand_intelligence are both False; nothing to sync")
     proxy_settings = _proxy(proxy, problems)
-    enabled = _adapters(parser, base_dir, problems, warnings)
+    enabled = _adapters(parser, base_dir, problems, warnings, origins)
     if problems:
         raise ConfigError(config_path, problems)
     return Config(
@@ -261,7 +261,25 @@ def load(config_path: str) -> Config:
         status=status_settings,
         jitter=JitterSettings(jitter["use"], jitter["execution_frequency"], jitter["scheduler_offset"]),
         warnings=warnings,
+        origins=origins,
     )
+
+
+def _gathered(
+    name: str,
+    parser: configparser.ConfigParser,
+    options: tuple[Option, ...],
+    base_dir: str,
+    problems: list[str],
+    warnings: list[str],
+    origins: dict[str, str],
+) -> dict[str, str] | None:
+    """The section's strings, its secrets (and ``[pm_api] user``) filled in from where they were given."""
+    keys = [option.key for option in options if option.parse is secret or (name, option.key) == ("pm_api", "user")]
+    raw = parser[name] if parser.has_section(name) else None
+    gathered, found = sources.gather(name, raw, keys, base_dir, problems, warnings)
+    origins.update(found)
+    return gathered
 
 
 def _ini_problem(exc: configparser.Error) -> str:
@@ -319,7 +337,7 @@ def _proxy(proxy: dict[str, Any], problems: list[str]) -> ProxySettings:
 
 
 def _adapters(
-    parser: configparser.ConfigParser, base_dir: str, problems: list[str], warnings: list[str]
+    parser: configparser.ConfigParser, base_dir: str, problems: list[str], warnings: list[str], origins: dict[str, str]
 ) -> dict[str, tuple[type[adapters.Adapter], dict[str, Any]]]:
     """The enabled adapters with their parsed settings: the built-in store first, then in config file order.
 
@@ -343,6 +361,7 @@ def _adapters(
         except LookupError as exc:
             problems.append(f"[{section}] use: {exc}")
             continue
+        raw = _gathered(section, parser, adapter.options, base_dir, problems, warnings, origins)
         settings = parse_section(section, raw, (USE, *adapter.options), problems, warnings, base_dir)
         if None not in (settings[o.key] for o in adapter.options if o.default is REQUIRED):
             problems.extend(f"[{section}] {problem}" for problem in adapter.check(settings))
