@@ -16,6 +16,7 @@ import sys
 from collections.abc import Sequence
 
 from . import commands
+from .config import understood
 from .errors import Error, LockHeld
 from .monitoring import health
 from .monitoring.progress import ProgressLine
@@ -105,7 +106,8 @@ def _check(args: argparse.Namespace) -> int:
     for warning in config.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     print(f"OK: {args.config} is valid and {config.api.base_url} accepts user {config.api.user}")
-    print(f"adapters: {', '.join(config.adapters) or 'none'}")
+    for line in understood.describe(config, dt.datetime.now(dt.timezone.utc)):
+        print(line)
     return 0
 
 

@@ -32,6 +32,7 @@ from . import schedule
 from .adapters.base import Adapter
 from .client import ApiClient
 from .config import Config, load
+from .config.understood import require_writable_folder
 from .errors import CheckpointError, ConfigError, Error
 from .lock import hold
 from .logs import logging_to, redact
@@ -56,6 +57,7 @@ def run(
     terminal). The run ends by writing the status file (and metrics file), failed or not.
     """
     config = load(config_path)
+    require_writable_folder(config)
     with _logging(config, verbose), hold(config.lock_file):
         log.info("run started (config %s, adapters: %s)", config.path, ", ".join(config.adapters) or "none")
         watch = _Watch(on_progress)
@@ -83,6 +85,7 @@ def run(
 def check(config_path: str, *, verbose: bool = False) -> Config:
     """Validate the config and test the connection and credentials (``GET /feed/``); no sync."""
     config = load(config_path)
+    require_writable_folder(config)
     with _logging(config, verbose):
         client = ApiClient(config.api, config.proxy)
         try:
@@ -112,6 +115,7 @@ def reset(config_path: str, since: dt.datetime | None = None, *, verbose: bool =
     """Clear the stored position and checkpoint (see :func:`plan_reset`); returns the reset it did."""
     plan = plan_reset(config_path, since)
     config = plan.config
+    require_writable_folder(config)
     with _logging(config, verbose), hold(config.lock_file):
         ConfigCheckpoint(config.path).save(plan.new_state)
         log.warning("reset: position and backfill checkpoint cleared; the next run backfills from %s",

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support import PASSWORD, USER, write_config
+from support import PASSWORD, USER, Unprivileged, write_config
 
 from phishme_intel.simulator import Dataset, Simulator
 
@@ -28,3 +30,11 @@ def simulator(dataset: Dataset) -> Iterator[Simulator]:
 def config(tmp_path: Path, simulator: Simulator) -> Path:
     """A config.ini (from config.ini.example) for ``simulator``, everything else in ``tmp_path``."""
     return write_config(tmp_path, simulator.url)
+
+
+@pytest.fixture
+def unprivileged(tmp_path: Path) -> Unprivileged:
+    """The CLI run so that file permission bits apply to it, in ``tmp_path``."""
+    if os.geteuid() == 0 and shutil.which("setpriv") is None:
+        pytest.skip("running as root without setpriv (util-linux): file permissions cannot bite")
+    return Unprivileged(tmp_path)

@@ -11,15 +11,13 @@ a request (the simulator sees none).
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from configupdater import ConfigUpdater
-from support import ROOT, cli_command, run_cli, write_config
+from support import Unprivileged, run_cli, write_config
 
 URL = "http://127.0.0.1:9/apiv1"
 
@@ -245,29 +243,6 @@ def test_check_reports_a_bad_config_the_same_way(tmp_path):
 
     assert_one_problem(result, config, "[pm_api] timeout: must be a number from 1 to 600, not 'soon'")
     assert snapshot(tmp_path) == before
-
-
-class Unprivileged:
-    """Runs the CLI so that file permission bits apply to it.
-
-    As root that means without the capabilities that override them (``setpriv`` drops
-    CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH from the bounding set); any other user is
-    subject to them anyway.
-    """
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-
-    def run(self, config: Path) -> subprocess.CompletedProcess[str]:
-        prefix = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search", "--"] if os.geteuid() == 0 else []
-        return subprocess.run([*prefix, *cli_command(config)], capture_output=True, text=True, timeout=60, cwd=ROOT)
-
-
-@pytest.fixture
-def unprivileged(tmp_path: Path) -> Unprivileged:
-    if os.geteuid() == 0 and shutil.which("setpriv") is None:
-        pytest.skip("running as root without setpriv (util-linux): file permissions cannot bite")
-    return Unprivileged(tmp_path)
 
 
 def _config_for(unprivileged: Unprivileged, **sections: dict[str, str]) -> Path:
