@@ -138,7 +138,7 @@ def _reset(args: argparse.Namespace) -> int:
             print("nothing changed")
             return 0
     done = commands.reset(args.config, args.since, verbose=args.verbose)
-    print(f"reset: the next run backfills every threat since {done.backfill_from:%Y-%m-%d %H:%M:%S %Z}")
+    print(f"reset: the next run backfills every threat since {understood.utc(done.backfill_from)}")
     return 0
 
 

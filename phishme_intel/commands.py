@@ -32,7 +32,7 @@ from . import schedule
 from .adapters.base import Adapter
 from .client import ApiClient
 from .config import Config, load
-from .config.understood import require_writable_folder
+from .config.understood import require_writable_folder, utc
 from .errors import CheckpointError, ConfigError, Error
 from .lock import hold
 from .logs import logging_to, redact
@@ -217,7 +217,7 @@ class ResetPlan:
         return (
             f"{self.config.path} stores {stored}.\n"
             f"After the reset the next run backfills every threat last published since "
-            f"{self.backfill_from:%Y-%m-%d %H:%M:%S %Z}, then follows the updates feed."
+            f"{utc(self.backfill_from)}, then follows the updates feed."
         )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import logging.handlers
 import sys
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from urllib.parse import quote
@@ -23,7 +24,15 @@ LOGGERS = ("phishme_intel", "urllib3")
 
 
 class RedactingFormatter(logging.Formatter):
-    """A Formatter that masks every given secret in the finished line."""
+    """A Formatter that masks every given secret in the finished line; time stamps in UTC.
+
+    ``2026-11-23T11:30:00.120Z``: ISO 8601 with its ``Z``, like every other time this tool
+    writes (status file, JSON Lines, ``--check``), whatever the machine's time zone.
+    """
+
+    converter = time.gmtime
+    default_time_format = "%Y-%m-%dT%H:%M:%S"
+    default_msec_format = "%s.%03dZ"
 
     def __init__(self, secrets: Iterable[str], fmt: str = FORMAT) -> None:
         super().__init__(fmt)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -17,7 +18,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from dateutil import parser as date_parser
-from dateutil import tz
 
 REQUIRED: Any = object()
 
@@ -131,20 +131,76 @@ def position(raw: str) -> str | None:
         ) from None
 
 
+DATE_FORMS = "2026-10-01, 2026-10-01T08:00:00Z, 2026-10-01 10:00+02:00 or 1 October 2026"
+_ISO = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})"
+    r"(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,6}))?)?\s*(Z|[+-]\d{2}(?::?\d{2})?)?)?",
+    re.IGNORECASE,
+)
+_MONTH = re.compile(r"\b(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\b", re.IGNORECASE)
+_YEAR = re.compile(r"(?<!\d)\d{4}(?!\d)")
+_NUMERIC = re.compile(r"(?<!\d)\d{1,2}[./-]\d{1,2}[./-]\d{2,4}(?!\d)")
+_ZONE_NAME = re.compile(r"\d\s*[A-Z]{2,5}$", re.IGNORECASE)
+
+
 def instant(raw: str) -> dt.datetime:
-    """A date and time python-dateutil understands; UTC when it names no zone; not in the future."""
+    """A date, or a date and time with ``Z`` or an offset, that cannot be misread; not in the future.
+
+    ISO 8601 (``2026-10-01``, ``2026-10-01T08:00:00Z``, ``2026-10-01 10:00+02:00``; a date
+    alone is midnight UTC) or a whole date with the month by name (``1 October 2026``).
+    Numeric forms whose day and month could be swapped (``01.10.2026``), time zone names
+    (``EST``: several zones share one), a time without a zone and partial dates are refused.
+    """
     value = raw.strip()
-    try:
-        parsed = date_parser.parse(value)
-    except (ValueError, OverflowError):
-        raise ValueError(f"is not a date python-dateutil can read: {value!r}") from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=tz.UTC)
-    if parsed > dt.datetime.now(tz.UTC):
+    parsed = _iso(value) if _ISO.fullmatch(value) else _named_month(value)
+    if parsed > dt.datetime.now(dt.timezone.utc):
         raise ValueError(f"is in the future: {value!r}")
     if parsed.year < 2000:
         raise ValueError(f"is before the year 2000: {value!r}")
     return parsed
+
+
+def _iso(value: str) -> dt.datetime:
+    year, month, day, hour, minute, second, fraction, zone = _ISO.fullmatch(value).groups()
+    if hour is not None and zone is None:
+        raise ValueError(f"gives a time without a time zone: {value!r}; add Z (UTC) or an offset such as +02:00")
+    offset = dt.timezone.utc
+    if zone and zone.upper() != "Z":
+        digits = zone[1:].replace(":", "").ljust(4, "0")
+        sign = -1 if zone[0] == "-" else 1
+        offset = dt.timezone(sign * dt.timedelta(hours=int(digits[:2]), minutes=int(digits[2:])))
+    try:
+        return dt.datetime(
+            int(year), int(month), int(day), int(hour or 0), int(minute or 0), int(second or 0),
+            int((fraction or "0").ljust(6, "0")), tzinfo=offset,
+        )
+    except ValueError as exc:
+        raise ValueError(f"is not a valid date ({exc}): {value!r}") from None
+
+
+def _named_month(value: str) -> dt.datetime:
+    """A whole date with the month by name; every part given, nothing filled in from a default."""
+    if not (_MONTH.search(value) and _YEAR.search(value)):
+        raise ValueError(_why_not(value))
+    try:
+        one, other = (date_parser.parse(value, default=d) for d in (_DEFAULTS[0], _DEFAULTS[1]))
+    except (ValueError, OverflowError):
+        raise ValueError(_why_not(value)) from None
+    given_time = (one.time(), other.time()) != (_DEFAULTS[0].time(), _DEFAULTS[1].time())
+    if one.date() != other.date() or given_time or one.tzinfo is not None:
+        raise ValueError(f"is not a whole date: {value!r}; write {DATE_FORMS}")
+    return dt.datetime(one.year, one.month, one.day, tzinfo=dt.timezone.utc)
+
+
+_DEFAULTS = (dt.datetime(2001, 1, 1), dt.datetime(2002, 2, 2, 1, 1, 1))
+
+
+def _why_not(value: str) -> str:
+    if _ZONE_NAME.search(value):
+        return f"names a time zone by abbreviation, which several zones share: {value!r}; write {DATE_FORMS}"
+    if _NUMERIC.search(value):
+        return f"is ambiguous (is it day.month or month.day?): {value!r}; write {DATE_FORMS}"
+    return f"is not a date in a form that cannot be misread: {value!r}; write {DATE_FORMS}"
 
 
 def epoch_seconds(raw: str) -> int | None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from support import write_config
 
@@ -15,7 +17,7 @@ BAD = [
     ({"pm_api": {"base_url": "http://:80"}}, "[pm_api] base_url: must be a https or http URL with a host"),
     ({"pm_api": {"user": ""}}, "[pm_api] user: is required"),
     ({"pm_api": {"pass": ""}}, "[pm_api] pass: is required"),
-    ({"pm_api": {"init_date": "the day before"}}, "[pm_api] init_date: is not a date python-dateutil can read"),
+    ({"pm_api": {"init_date": "the day before"}}, "[pm_api] init_date: is not a date in a form that cannot be misread"),
     ({"pm_api": {"init_date": "2999-01-01"}}, "[pm_api] init_date: is in the future"),
     ({"pm_api": {"ssl_verify": "maybe"}}, "[pm_api] ssl_verify: must be True or False, not 'maybe'"),
     ({"pm_api": {"ca_bundle": "/no/such/ca.pem"}}, "[pm_api] ca_bundle: /no/such/ca.pem is not a readable file"),
@@ -99,10 +101,18 @@ def test_relative_paths_are_resolved_against_the_config_folder(tmp_path):
     assert config.adapters["sqlite"][1]["path"] == str(tmp_path / "phishme_intel.sqlite3")
 
 
-def test_init_date_without_a_zone_is_utc(tmp_path):
-    config = config_module.load(str(write_config(tmp_path, URL, pm_api={"init_date": "2026-01-02 03:04"})))
+@pytest.mark.parametrize(("written", "understood"), [
+    ("2026-01-02", "2026-01-02T00:00:00+00:00"),
+    ("2026-01-02T03:04:05Z", "2026-01-02T03:04:05+00:00"),
+    ("2026-01-02 03:04+02:00", "2026-01-02T01:04:00+00:00"),
+    ("2026-01-02T03:04:05.250-0330", "2026-01-02T06:34:05.250000+00:00"),
+    ("2 January 2026", "2026-01-02T00:00:00+00:00"),
+    ("Jan 2, 2026", "2026-01-02T00:00:00+00:00"),
+])
+def test_init_date_is_read_as_iso_8601_or_with_the_month_by_name(tmp_path, written, understood):
+    config = config_module.load(str(write_config(tmp_path, URL, pm_api={"init_date": written})))
 
-    assert config.api.init_date.isoformat() == "2026-01-02T03:04:00+00:00"
+    assert config.api.init_date.astimezone(dt.timezone.utc).isoformat() == understood
 
 
 def test_a_config_readable_by_others_gives_a_chmod_warning(tmp_path):

@@ -104,4 +104,15 @@ def test_an_unreadable_since_date_is_a_usage_error(config):
     result = run_cli(config, "--reset", "--yes", "--since", "next tuesday-ish")
 
     assert result.returncode == 2
-    assert "argument --since: is not a date python-dateutil can read" in result.stderr
+    assert "argument --since: is not a date in a form that cannot be misread" in result.stderr
+
+
+def test_an_ambiguous_since_date_is_a_usage_error_and_nothing_changes(config):
+    before = config.read_bytes()
+
+    result = run_cli(config, "--reset", "--yes", "--since", "01.10.2026")
+
+    assert result.returncode == 2
+    assert "argument --since: is ambiguous (is it day.month or month.day?): '01.10.2026'" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert config.read_bytes() == before
