@@ -21,14 +21,15 @@ from typing import Any
 from configupdater import ConfigUpdater
 
 ROOT = Path(__file__).resolve().parent.parent
-USER, PASSWORD = "bench", "bench-secret"
+#: 32 characters each, like the vendor's API tokens (phishme-intelligence 4.8 refuses shorter ones)
+USER, PASSWORD = "benchtoken" + "0" * 22, "benchsecret" + "0" * 21
 DAYS = 30
 _TICKS = os.sysconf("SC_CLK_TCK")
 
 
 @dataclass(frozen=True)
 class Workload:
-    """A dataset and a latency: ``malware`` + ``phish`` threats published over DAYS days."""
+    """A dataset and a latency: ``malware`` + ``phish`` threats published over DAYS days, then changes."""
 
     name: str
     malware: int
@@ -37,6 +38,8 @@ class Workload:
     republish: int = 0
     delete: int = 0
     seed: int = 1
+    #: phishme-intelligence 4.8 runs beside the sync on this workload's simulator
+    side_by_side: bool = False
 
     @property
     def threats(self) -> int:
@@ -59,13 +62,14 @@ class SyncRun:
 class SimulatorProcess:
     """``python -m phishme_intel.simulator`` serving one workload's dataset, as a context manager."""
 
-    def __init__(self, work: Path, workload: Workload, detections: int) -> None:
+    def __init__(self, work: Path, workload: Workload, profile: str, detections: int | None) -> None:
         port_file = work / "simulator.port"
+        sizes = ["--profile", profile] + ([] if detections is None else ["--detections", str(detections)])
         self._process = subprocess.Popen(
             [
                 sys.executable, "-m", "phishme_intel.simulator", "--port-file", str(port_file),
                 "--seed", str(workload.seed), "--malware", str(workload.malware), "--phish", str(workload.phish),
-                "--days", str(DAYS), "--detections", str(detections), "--latency-ms", str(workload.latency_ms),
+                "--days", str(DAYS), *sizes, "--latency-ms", str(workload.latency_ms),
                 "--user", USER, "--password", PASSWORD, "--prerender",
             ],
             stdout=subprocess.DEVNULL,
@@ -129,7 +133,14 @@ def write_config(work: Path, url: str, concurrency: int, rate: float) -> Path:
 
 
 def run_sync(config: Path, simulator: SimulatorProcess) -> SyncRun:
-    """Run ``phishme_to_product.py -conf config`` to completion; fails loudly if it fails.
+    """Run ``phishme_to_product.py -conf config`` to completion; fails loudly if it fails."""
+    as_root = ["--allow-root"] if os.geteuid() == 0 else []
+    return run_process([sys.executable, str(ROOT / "phishme_to_product.py"), "-conf", str(config), *as_root],
+                       config.parent, simulator)
+
+
+def run_process(argv: list[str], work: Path, simulator: SimulatorProcess) -> SyncRun:
+    """Run ``argv`` in ``work`` to completion, measured; fails loudly if it exits non-zero.
 
     The peak RSS is the process's own high-water mark (``VmHWM``), read until it exits: the
     ``ru_maxrss`` that ``wait4`` reports would also count this process's size when it started
@@ -137,14 +148,10 @@ def run_sync(config: Path, simulator: SimulatorProcess) -> SyncRun:
     """
     simulator.control("POST", "reset_stats")
     cpu_before = simulator.cpu_seconds()
-    as_root = ["--allow-root"] if os.geteuid() == 0 else []
-    errors = config.parent / "stderr.txt"
+    errors = work / "stderr.txt"
     started = time.perf_counter()
     with errors.open("wb") as stderr:
-        process = subprocess.Popen(
-            [sys.executable, str(ROOT / "phishme_to_product.py"), "-conf", str(config), *as_root],
-            stdout=subprocess.DEVNULL, stderr=stderr, cwd=ROOT,
-        )
+        process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=stderr, cwd=work)
     peak_kib = 0
     while True:
         pid, status, usage = os.wait4(process.pid, os.WNOHANG)
@@ -156,8 +163,7 @@ def run_sync(config: Path, simulator: SimulatorProcess) -> SyncRun:
     process.returncode = os.waitstatus_to_exitcode(status)
     if process.returncode:
         raise SystemExit(
-            f"the sync exited {process.returncode}: {errors.read_text(errors='replace').strip()} "
-            f"(log: {config.parent / 'phishme_intel.log'})"
+            f"{argv[1]} exited {process.returncode}: {errors.read_text(errors='replace').strip()} (in {work})"
         )
     stats = simulator.control("GET", "stats")
     return SyncRun(wall, usage.ru_utime + usage.ru_stime, peak_kib / 1024, stats["requests"],

@@ -16,7 +16,9 @@ from typing import Any
 import pytest
 import requests
 
+from phishme_intel.models import parse_threat
 from phishme_intel.simulator import Dataset, Simulator
+from phishme_intel.simulator.threats import REALISTIC
 
 USER, PASSWORD = "user", "secret"
 DAY = 86_400
@@ -368,6 +370,21 @@ def test_threats_follow_the_documented_shape() -> None:
         else:
             assert threat["firstDate"] <= threat["confirmedDate"] <= threat["lastDate"]
             assert "lastPublished" not in threat
+
+
+def test_the_realistic_profile_is_shaped_like_the_vendors_threats() -> None:
+    dataset = Dataset(seed=1, malware=500, phish=100, profile=REALISTIC)
+    keys = sorted(dataset.live_ids())
+    texts = dataset.threats_json(keys)
+    threats = [parse_threat(threat) for threat in dataset.threats(keys)]
+    assert 9_000 <= sum(map(len, texts)) / len(texts) <= 10_500
+    assert 21 <= sum(len(threat.indicators) for threat in threats) / len(threats) <= 23.5
+    for threat in dataset.threats(keys):
+        if threat["threatType"] == "MALWARE":
+            assert 7 <= len(threat["blockSet"]) <= 15
+            assert all(len(exe["vendorDetections"]) == 18 for exe in threat["executableSet"])
+        nulls = [name for name, value in threat.items() if value is None and name != "executiveSummary"]
+        assert nulls == []  # phishme-intelligence 4.8 stops at a null list
 
 
 def test_a_few_threats_carry_messy_values() -> None:

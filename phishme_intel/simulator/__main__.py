@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 from ..files import write_atomic
 from . import Dataset, Simulator
+from .threats import PROFILES
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -26,7 +27,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--malware", type=int, default=500, help="malware threats")
     parser.add_argument("--phish", type=int, default=100, help="phish threats")
     parser.add_argument("--days", type=int, default=30, help="spread of publication dates")
-    parser.add_argument("--detections", type=int, default=0, help="vendorDetections per executable")
+    parser.add_argument(
+        "--profile", choices=PROFILES, default="compact",
+        help="threat sizes: compact (small, the default) or realistic (shaped like the vendor's, see bench/README.md)",
+    )
+    parser.add_argument("--detections", type=int, help="vendorDetections per executable (default: the profile's)")
     parser.add_argument(
         "--prerender", action="store_true",
         help="render every threat's JSON before listening and on each change (fast answers, more memory)",
@@ -49,6 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         days=args.days,
         detections=args.detections,
         prerender=args.prerender,
+        profile=PROFILES[args.profile],
     )
     # Blocked here, so in every server thread too (they inherit the mask): only sigwait sees them.
     signals = {signal.SIGTERM, signal.SIGINT}

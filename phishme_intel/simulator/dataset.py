@@ -26,10 +26,10 @@ import random
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from .threats import render_malware, render_phish
+from .threats import COMPACT, Profile, render_malware, render_phish
 
 Key = tuple[str, int]
 KINDS = ("malware", "phish")
@@ -74,11 +74,13 @@ class Dataset:
         malware: int = 200,
         phish: int = 50,
         days: int = 30,
-        detections: int = 0,
+        detections: int | None = None,
         prerender: bool = False,
+        profile: Profile = COMPACT,
     ) -> None:
         self.seed = seed
-        self.detections = detections
+        #: How large the threats are; ``detections``, when given, overrides its vendor detections per executable.
+        self.profile = profile if detections is None else replace(profile, detections=detections)
         self._documents: dict[Key, bytes] | None = {} if prerender else None
         self._lock = threading.Lock()
         self._rng = random.Random(f"{seed}:mutations")
@@ -246,8 +248,8 @@ class Dataset:
 
     def _render(self, kind: str, threat_id: int, dates: _Dates) -> dict[str, Any]:
         if kind == "malware":
-            return render_malware(self.seed, threat_id, dates.first, dates.last, self.detections)
-        return render_phish(self.seed, threat_id, dates.first, dates.last)
+            return render_malware(self.seed, threat_id, dates.first, dates.last, self.profile)
+        return render_phish(self.seed, threat_id, dates.first, dates.last, self.profile)
 
     def _encode(self, key: Key, dates: _Dates) -> bytes:
         return json.dumps(self._render(*key, dates), separators=(",", ":")).encode()

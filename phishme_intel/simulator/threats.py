@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 _PORTAL = "https://www.threathq.com"
@@ -118,6 +119,43 @@ _LISTS = [
     "extractedStringSet",
     "senderNameSet",
 ]
+
+
+Span = tuple[int, int]
+
+
+@dataclass(frozen=True)
+class Profile:
+    """How large the rendered threats are: each list's length is drawn from its (low, high) span.
+
+    ``detections`` is the number of ``vendorDetections`` per executable; ``senders`` spans
+    ``senderIpSet``, ``senderEmailSet``, ``domainSet``, ``spamUrlSet`` and ``senderNameSet``;
+    ``urls`` spans a phish's extra ``reportedURLs_1`` and its ``actionURLs_1``. ``odd_lists``
+    is the share of threats with one list empty, null or missing.
+    """
+
+    name: str
+    blocks: Span
+    executables: Span
+    detections: int
+    senders: Span
+    subjects: Span
+    urls: Span
+    components: Span
+    kit_emails: Span
+    odd_lists: float
+
+
+#: The original, small threats (5.7 KB of JSON and 15 indicators per threat over W1's mix): quick tests.
+COMPACT = Profile("compact", blocks=(2, 12), executables=(0, 3), detections=0, senders=(0, 3), subjects=(1, 3),
+                  urls=(0, 2), components=(0, 3), kit_emails=(0, 2), odd_lists=0.06)
+#: Threats shaped like the vendor's (API.md): a full ``blockSet``, executables with 18 vendor
+#: detections; 9.6 KB of JSON and 22 indicators per threat over W1's mix (docs/performance.rst).
+#: Messy values, but no null or missing list: phishme-intelligence 4.8, which the benchmark
+#: runs beside the sync, ends its run at the first one.
+REALISTIC = Profile("realistic", blocks=(7, 15), executables=(1, 3), detections=18, senders=(1, 4),
+                    subjects=(1, 4), urls=(1, 4), components=(2, 6), kit_emails=(1, 3), odd_lists=0)
+PROFILES = {profile.name: profile for profile in (COMPACT, REALISTIC)}
 
 
 def _rng(seed: int, kind: str, threat_id: int) -> random.Random:
@@ -258,19 +296,17 @@ def _vendor(index: int) -> str:
     return name if index < len(_VENDORS) else f"{name}-{index // len(_VENDORS)}"
 
 
-def _counted(
-    rng: random.Random, key: str, make: Callable[[], Any], low: int = 0, high: int = 3
-) -> list[dict[str, Any]]:
-    return [{key: make(), "totalCount": _between(rng, 1, 500)} for _ in range(_between(rng, low, high))]
+def _counted(rng: random.Random, key: str, make: Callable[[], Any], span: Span) -> list[dict[str, Any]]:
+    return [{key: make(), "totalCount": _between(rng, 1, 500)} for _ in range(_between(rng, *span))]
 
 
-def render_malware(seed: int, threat_id: int, first: int, last: int, detections: int) -> dict[str, Any]:
-    """The malware threat ``threat_id``, first and last published at ``first``/``last`` (ms)."""
+def render_malware(seed: int, threat_id: int, first: int, last: int, profile: Profile) -> dict[str, Any]:
+    """The malware threat ``threat_id``, first and last published at ``first``/``last`` (ms), sized by ``profile``."""
     rng = _rng(seed, "malware", threat_id)
     family = _family(_pick(rng, _FAMILIES))
     mechanism = _pick(rng, _MECHANISMS)
     brand, theme = _pick(rng, _BRANDS), _pick(rng, _THEMES)
-    messy_blocks, odd_list = rng.random() < 0.1, rng.random() < 0.06
+    messy_blocks, odd_list = rng.random() < 0.1, rng.random() < profile.odd_lists
     iso, language = _pick(rng, _LANGUAGES)
     summary = f"{theme}-themed emails impersonating {brand} deliver {family['familyName']} via {mechanism}."
     threat: dict[str, Any] = {
@@ -291,21 +327,25 @@ def render_malware(seed: int, threat_id: int, first: int, last: int, detections:
         "deliveryMechanisms": [{"mechanismName": mechanism, "description": f"{mechanism} delivery"}],
         "blockSet": [
             _block(rng, family, mechanism, messy_blocks and rng.random() < 0.4)
-            for _ in range(_between(rng, 2, 12))
+            for _ in range(_between(rng, *profile.blocks))
         ],
-        "executableSet": [_executable(rng, family, detections, first) for _ in range(_between(rng, 0, 3))],
-        "senderIpSet": _counted(rng, "ip", lambda: _ip(rng)),
-        "senderEmailSet": _counted(rng, "senderEmail", lambda: f"{_pick(rng, _WORDS)}@{_host(rng)[1]}"),
-        "subjectSet": _counted(rng, "subject", lambda: f"{theme} #{_between(rng, 1000, 9999)}", 1),
-        "domainSet": _counted(rng, "domain", lambda: _host(rng)[1]),
-        "spamUrlSet": _counted(rng, "url_1", lambda: _url(rng)),
+        "executableSet": [
+            _executable(rng, family, profile.detections, first) for _ in range(_between(rng, *profile.executables))
+        ],
+        "senderIpSet": _counted(rng, "ip", lambda: _ip(rng), profile.senders),
+        "senderEmailSet": _counted(
+            rng, "senderEmail", lambda: f"{_pick(rng, _WORDS)}@{_host(rng)[1]}", profile.senders
+        ),
+        "subjectSet": _counted(rng, "subject", lambda: f"{theme} #{_between(rng, 1000, 9999)}", profile.subjects),
+        "domainSet": _counted(rng, "domain", lambda: _host(rng)[1], profile.senders),
+        "spamUrlSet": _counted(rng, "url_1", lambda: _url(rng), profile.senders),
         "feeds": [FEEDS[0]],
         "campaignLanguageSet": [{"languageDefinition": {"isoCode": iso, "name": language}}],
         "extractedStringSet": [
             {"data": f"{family['familyName'].lower()}_{_hex(rng, 32)}", "malwareFamily": family}
         ],
         "senderNameSet": _counted(
-            rng, "name", lambda: f"{brand} {_pick(rng, ['Support', 'Billing', 'Team'])}"
+            rng, "name", lambda: f"{brand} {_pick(rng, ['Support', 'Billing', 'Team'])}", profile.senders
         ),
         "naicsCodes": [
             {"naicsCode": code, "description": text} for code, text in rng.sample(_NAICS, _between(rng, 0, 2))
@@ -328,8 +368,8 @@ def _mess_up_list(rng: random.Random, threat: dict[str, Any]) -> None:
         del threat[name]
 
 
-def render_phish(seed: int, threat_id: int, first: int, last: int) -> dict[str, Any]:
-    """The phish threat ``threat_id``, first and last seen at ``first``/``last`` (ms)."""
+def render_phish(seed: int, threat_id: int, first: int, last: int, profile: Profile) -> dict[str, Any]:
+    """The phish threat ``threat_id``, first and last seen at ``first``/``last`` (ms), sized by ``profile``."""
     rng = _rng(seed, "phish", threat_id)
     brand = _pick(rng, _BRANDS[:-1])
     iso, language = _pick(rng, _LANGUAGES)
@@ -340,7 +380,7 @@ def render_phish(seed: int, threat_id: int, first: int, last: int) -> dict[str, 
             "email": f"{_pick(rng, _WORDS)}{_between(rng, 1, 99)}@{_host(rng)[1]}",
             "obfuscationType": _pick(rng, ["NONE", "BASE64", "REVERSED"]),
         }
-        for _ in range(_between(rng, 0, 2))
+        for _ in range(_between(rng, *profile.kit_emails))
     ]
     kit = {
         "kitName": f"{brand.lower().replace(' ', '')}_kit_{_between(rng, 1, 50)}.zip",
@@ -370,16 +410,16 @@ def render_phish(seed: int, threat_id: int, first: int, last: int) -> dict[str, 
         "brands": [{"id": _BRANDS.index(brand) + 1, "text": brand}],
         "ipDetail": _ip_detail(rng, ip),
         "phishingURL_1": phishing,
-        "reportedURLs_1": [phishing] + [_url(rng) for _ in range(_between(rng, 0, 2))],
-        "actionURLs_1": [_url(rng) for _ in range(_between(rng, 0, 2))],
+        "reportedURLs_1": [phishing] + [_url(rng) for _ in range(_between(rng, *profile.urls))],
+        "actionURLs_1": [_url(rng) for _ in range(_between(rng, *profile.urls))],
         "screenshot": {
             "url_1": _url_object(
                 "https", "www.threathq.com", f"/apiv1/ss/{threat_id}.png", "", "threathq.com"
             )
         },
-        "webComponents": [{"resourceURL": _url(rng)} for _ in range(_between(rng, 0, 3))],
+        "webComponents": [{"resourceURL": _url(rng)} for _ in range(_between(rng, *profile.components))],
         "kits": [kit] if rng.random() < 0.5 else [],
     }
-    if rng.random() < 0.05:
+    if rng.random() < profile.odd_lists * 5 / 6:
         threat[_pick(rng, ["reportedURLs_1", "actionURLs_1", "webComponents", "kits"])] = None
     return threat
