@@ -87,3 +87,35 @@ def test_phish_indicators_include_urls_hosts_ip_and_kit_emails(database):
     with sqlite3.connect(database) as db:
         kinds = {kind for (kind,) in db.execute("SELECT DISTINCT kind FROM indicators")}
     assert {"url", "domain", "ipv4"} <= kinds
+
+
+def _indexes(database) -> list[str]:
+    with sqlite3.connect(database) as db:
+        found = db.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL")
+        return [name for (name,) in found]
+
+
+def test_an_empty_store_is_bulk_loaded_and_indexed_when_closed(database):
+    adapter = SqliteAdapter({"path": str(database)})
+    adapter.open()
+    adapter.deliver(sample_threats())
+    adapter.commit()
+    assert _indexes(database) == []
+    adapter.close()
+    assert _indexes(database) == ["indicators_by_value"]
+    with sqlite3.connect(database) as db:
+        plan = db.execute("EXPLAIN QUERY PLAN SELECT * FROM indicators WHERE kind = 'url' AND value = 'x'").fetchall()
+    assert "indicators_by_value" in repr(plan)
+
+
+def test_a_run_cut_short_before_the_index_leaves_it_to_the_next_run(database):
+    first = SqliteAdapter({"path": str(database)})
+    first.open()
+    first.deliver(sample_threats())
+    first.commit()
+    del first  # the run dies here: close() never runs
+    assert _indexes(database) == []
+    second = SqliteAdapter({"path": str(database)})
+    second.open()
+    assert _indexes(database) == ["indicators_by_value"]
+    second.close()
