@@ -11,9 +11,12 @@ import logging
 import logging.handlers
 import sys
 import time
+import warnings
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from urllib.parse import quote
+
+from urllib3.exceptions import InsecureRequestWarning
 
 from .errors import Error
 
@@ -58,6 +61,9 @@ def logging_to(log_file: str | None, level: str, secrets: Iterable[str], verbose
     ``log_file`` None writes no file (a dry run). Raises OSError when the log file cannot be opened.
     An :class:`~phishme_intel.errors.Error` leaving the block has every secret masked in its
     message, so whatever part of the run wrote it, the user never sees a secret in it.
+    urllib3's warning about unverified TLS, which it would print to stderr on every request,
+    is silenced inside the block: the config's one warning per run (``ssl_verify = False``)
+    goes to the log instead.
     """
     formatter = RedactingFormatter(list(secrets))
     handlers: list[logging.Handler] = []
@@ -79,7 +85,9 @@ def logging_to(log_file: str | None, level: str, secrets: Iterable[str], verbose
         for handler in handlers:
             logger.addHandler(handler)
     try:
-        yield
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", InsecureRequestWarning)
+            yield
     except Error as exc:
         exc.args = (redact(str(exc), formatter.secrets),)
         raise

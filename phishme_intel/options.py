@@ -9,6 +9,7 @@ Adapters describe their own ``[integration_<name>]`` section with the same parse
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import os
 import re
 import uuid
@@ -116,6 +117,24 @@ def url(*schemes: str) -> Callable[[str], str]:
         return value.rstrip("/")
 
     return parse
+
+
+def cleartext_problem(address: str, what: str) -> str | None:
+    """Why sending ``what`` to ``address`` would expose it: an ``http://`` URL to another machine.
+
+    Loopback (``localhost``, 127.0.0.0/8, ``::1``) is fine: the traffic never leaves the
+    machine. Host names are not resolved: only those literals count as loopback.
+    """
+    parts = urlsplit(address)
+    if parts.scheme != "http":
+        return None
+    host = parts.hostname or ""
+    try:
+        if host == "localhost" or ipaddress.ip_address(host).is_loopback:
+            return None
+    except ValueError:
+        pass
+    return f"is plain http:// to {host}, which would send {what} unencrypted; use https://"
 
 
 def position(raw: str) -> str | None:

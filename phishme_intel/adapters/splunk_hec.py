@@ -65,6 +65,7 @@ class SplunkHecAdapter(Adapter):
         Option("batch_size", integer(1, 10_000), 100),
         Option("ssl_verify", boolean, True),
         Option("ca_bundle", path, None),
+        Option("allow_plain_http", boolean, False),
         Option("timeout", number(1, 600), 30.0),
         Option("max_retries", integer(0, 20), 5),
         Option("retry_backoff", number(0, 60), 1.0),

@@ -27,6 +27,7 @@ from ..options import (
     Option,
     boolean,
     choice,
+    cleartext_problem,
     epoch_seconds,
     instant,
     integer,
@@ -47,6 +48,7 @@ API_OPTIONS = (
     Option("pass", secret, REQUIRED),
     Option("ssl_verify", boolean, True),
     Option("ca_bundle", path, None),
+    Option("allow_plain_http", boolean, False),
     Option("init_date", instant, REQUIRED),
     Option("position", position, None),
     Option("backfill_until", epoch_seconds, None),
@@ -226,6 +228,7 @@ def load(config_path: str) -> Config:
             warnings.append(f"[{section}]: unknown section, ignored")
     api, product, log, lock, proxy, status, jitter = (values[name] for name in _SECTIONS)
     _check_paths(api, log, lock, problems)
+    _check_transport("pm_api", api, "the API user and password", problems, warnings)
     status_settings = _status(status, log, problems)
     if not (product["intelligence"] or product["brand_intelligence"]):
         problems.append("[pm_product]: intelligence and brand_intelligence are both False; nothing to sync")
@@ -313,6 +316,24 @@ def _check_paths(api: dict[str, Any], log: dict[str, Any], lock: dict[str, Any],
         problems.append(f"[local_file_lock] lock_file: {problem}")
 
 
+def _check_transport(
+    section: str, values: dict[str, Any], what: str, problems: list[str], warnings: list[str], key: str = "base_url"
+) -> None:
+    """A URL in clear text to another machine is a problem unless allowed; TLS unverified is a warning.
+
+    For ``[pm_api]``, and for every adapter that declares ``url``, ``allow_plain_http`` and
+    ``ssl_verify`` options (Splunk HEC, and any adapter that sends credentials over HTTP).
+    """
+    problem = values[key] and cleartext_problem(values[key], what)
+    if problem and not values["allow_plain_http"]:
+        problems.append(f"[{section}] {key}: {problem}, or set allow_plain_http = True in [{section}]")
+    if values["ssl_verify"] is False:
+        warnings.append(
+            f"[{section}] ssl_verify: is False: the server's TLS certificate is not checked, so anyone on the "
+            f"way can pose as it and read {what}; set ca_bundle instead"
+        )
+
+
 def _status(status: dict[str, Any], log: dict[str, Any], problems: list[str]) -> StatusSettings:
     """``[local_status]``; the status file defaults to the log file's folder (checked with the log file)."""
     status_file = status["status_file"] or os.path.join(os.path.dirname(log["log_file"] or ""), STATUS_FILE)
@@ -365,5 +386,7 @@ def _adapters(
         settings = parse_section(section, raw, (USE, *adapter.options), problems, warnings, base_dir)
         if None not in (settings[o.key] for o in adapter.options if o.default is REQUIRED):
             problems.extend(f"[{section}] {problem}" for problem in adapter.check(settings))
+            if {"url", "allow_plain_http", "ssl_verify"} <= settings.keys():
+                _check_transport(section, settings, "its credentials", problems, warnings, key="url")
         enabled[name] = (adapter, settings)
     return enabled
