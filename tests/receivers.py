@@ -1,4 +1,4 @@
-"""Real receivers for the adapter tests: a syslog-ng daemon on 127.0.0.1 with a config written here.
+"""Real receivers for the adapter tests, on 127.0.0.1 with configs written here: syslog-ng, medallion.
 
 :class:`SyslogNg` runs ``syslog-ng`` in the foreground with one source per :class:`Inlet`
 (TCP octet counting, TCP with a newline after each message, RFC 3164 over TCP, TLS) and
@@ -7,15 +7,21 @@ file; syslog-ng's own messages (``LEVEL<tab>MSG``) go to ``internal.log``. :meth
 ends the daemon with SIGTERM, which flushes every file, so what the files hold afterwards is
 everything it received (:meth:`SyslogNg.wait_until_read` first: messages still in a socket
 when it stops are not read).
+
+:class:`Medallion` runs the OASIS TAXII 2.1 server ``medallion`` (memory backend) with one
+API root ``api1`` and one writable collection, users from a dict, plain HTTP or TLS.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -164,3 +170,68 @@ class SyslogNg:
                 f"log {{ source(s_{name.replace('-', '_')}); destination(d_{name.replace('-', '_')}); }};",
             ]
         return "\n".join(lines) + "\n"
+
+
+MEDALLION = """
+import sys
+from medallion import load_app
+config, certificate, key = sys.argv[1:4]
+load_app(config).run(host="127.0.0.1", port=0, ssl_context=(certificate, key) if certificate else None)
+"""
+COLLECTION = "365fed99-08fa-fdcd-a1b3-fb247eb41d01"
+
+
+class Medallion:
+    """medallion serving ``<url>/collections/<COLLECTION>/`` to ``users``; ``tls`` a trustme CA for HTTPS."""
+
+    def __init__(self, folder: Path, users: dict[str, str], tls: trustme.CA | None = None) -> None:
+        folder.mkdir(exist_ok=True)
+        self.folder = folder
+        data = {
+            "/discovery": {"title": "test", "api_roots": []},
+            "api1": {
+                "information": {"title": "api1", "versions": ["application/taxii+json;version=2.1"],
+                                "max_content_length": 100 * 1024 * 1024},
+                "status": [],
+                "collections": [{
+                    "id": COLLECTION, "title": "intel", "can_read": True, "can_write": True,
+                    "media_types": ["application/stix+json;version=2.1"], "objects": [], "manifest": [],
+                }],
+            },
+        }
+        (folder / "data.json").write_text(json.dumps(data))
+        (folder / "medallion.json").write_text(json.dumps({
+            "backend": {"module": "medallion.backends.memory_backend", "module_class": "MemoryBackend",
+                        "filename": str(folder / "data.json")},
+            "users": users,
+            "taxii": {"max_page_size": 100_000},
+        }))
+        certificate = key = ""
+        if tls is not None:
+            server = tls.issue_cert("127.0.0.1")
+            certificate, key = str(folder / "server.pem"), str(folder / "server.key")
+            server.cert_chain_pems[0].write_to_path(certificate)
+            server.private_key_pem.write_to_path(key)
+        self._log = (folder / "medallion.log").open("w+")
+        self._process = subprocess.Popen(
+            [sys.executable, "-c", MEDALLION, str(folder / "medallion.json"), certificate, key],
+            stdout=self._log, stderr=subprocess.STDOUT, cwd=folder,
+        )
+        self.api_root = self._wait_for_address() + "/api1"
+        self.collection_url = f"{self.api_root}/collections/{COLLECTION}/"
+
+    def _wait_for_address(self) -> str:
+        deadline = time.monotonic() + 30
+        while True:
+            found = re.search(r"Running on (https?://127\.0\.0\.1:\d+)", (self.folder / "medallion.log").read_text())
+            if found:
+                return found.group(1)
+            assert self._process.poll() is None, f"medallion ended: {(self.folder / 'medallion.log').read_text()}"
+            assert time.monotonic() < deadline, "medallion did not start within 30 s"
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self._process.poll() is None:
+            self._process.terminate()
+            self._process.wait(timeout=20)
+        self._log.close()

@@ -26,6 +26,11 @@ replaced by each delivery or withdrawal. ``bundle = run`` writes one new bundle 
 commit, and keeps each threat's latest objects in ``<folder>/.state/`` to revoke them
 later. Every file is written whole (temporary file, fsync, rename) at commit; nothing
 reaches the folder before then.
+
+With ``taxii_url`` and ``taxii_collection``, each commit first pushes its objects (each
+version once) to that TAXII 2.1 collection and counts them delivered only when the TAXII
+status and the collection's manifest say the server holds every one (see :mod:`._taxii`);
+the files are written after that, and a failed push fails the commit.
 """
 
 from __future__ import annotations
@@ -45,7 +50,8 @@ from stix2.utils import parse_into_datetime
 from ..errors import AdapterError
 from ..files import folder_problem, write_atomic
 from ..models import Indicator, Threat, ThreatRef
-from ..options import Option, choice, path
+from ..options import Option, choice, integer, number, path, secret, text, url
+from ._taxii import TaxiiCollection
 from .base import Adapter
 
 NAMESPACE = uuid.UUID("5b0c2a8e-3f4d-4d6b-9a57-2f1c6de0a7c1")
@@ -83,12 +89,31 @@ class Stix2Adapter(Adapter):
     options = (
         Option("folder", path, "stix2"),
         Option("bundle", choice("threat", "run"), "threat"),
+        Option("taxii_url", url("https", "http"), None),
+        Option("taxii_collection", text, None),
+        Option("taxii_user", text, None),
+        Option("taxii_password", secret, None),
+        Option("taxii_ca_bundle", path, None),
+        Option("taxii_timeout", number(1, 600), 60.0),
+        Option("taxii_max_retries", integer(0, 20), 5),
+        Option("taxii_retry_backoff", number(0, 60), 1.0),
     )
 
     @classmethod
     def check(cls, settings: Mapping[str, Any]) -> list[str]:
-        problem = folder_problem(settings["folder"])
-        return [f"folder: {problem}"] if problem else []
+        problems = []
+        if problem := folder_problem(settings["folder"]):
+            problems.append(f"folder: {problem}")
+        if settings["taxii_url"] and not settings["taxii_collection"]:
+            problems.append("taxii_collection: is required when taxii_url is set")
+        if settings["taxii_collection"] and not settings["taxii_url"]:
+            problems.append("taxii_url: is required when taxii_collection is set")
+        if bool(settings["taxii_user"]) != bool(settings["taxii_password"]):
+            problems.append("taxii_password: taxii_user and taxii_password go together")
+        bundle = settings["taxii_ca_bundle"]
+        if bundle and not os.path.isfile(bundle):
+            problems.append(f"taxii_ca_bundle: {bundle} is not a readable file")
+        return problems
 
     def __init__(self, settings: Mapping[str, Any]) -> None:
         super().__init__(settings)
@@ -96,12 +121,15 @@ class Stix2Adapter(Adapter):
         self.per_run = settings["bundle"] == "run"
         self.state_folder = os.path.join(self.folder, ".state") if self.per_run else self.folder
         self._pending: dict[ThreatRef, list[Any]] = {}
+        self._taxii: TaxiiCollection | None = None
 
     def open(self) -> None:
         try:
             os.makedirs(self.state_folder, exist_ok=True)
         except OSError as exc:
             raise AdapterError(self.name, f"cannot create the folder {self.state_folder}: {exc.strerror}") from None
+        if self.settings.get("taxii_url"):  # settings built in code may leave out the optional keys
+            self._taxii = TaxiiCollection(self.name, dict(self.settings), self.log)
 
     def deliver(self, threats: Sequence[Threat]) -> None:
         for threat in threats:
@@ -122,6 +150,8 @@ class Stix2Adapter(Adapter):
     def commit(self) -> None:
         if not self._pending:
             return
+        if self._taxii is not None:
+            self._taxii.push(_distinct(obj for held in self._pending.values() for obj in held))
         if self.per_run:
             objects = _distinct(obj for held in self._pending.values() for obj in held)
             self._write(self._run_file(), _bundle(objects))
@@ -132,6 +162,9 @@ class Stix2Adapter(Adapter):
 
     def close(self) -> None:
         self._pending.clear()
+        if self._taxii is not None:
+            self._taxii.close()
+            self._taxii = None
 
     def _objects(self, threat: Threat) -> list[Any]:
         """The STIX objects of one threat, always built the same way from the same threat."""
