@@ -138,7 +138,7 @@ def test_tls_is_verified_against_taxii_ca_bundle(tmp_path, simulator):
 
 def test_taxii_settings_that_do_not_go_together_are_config_errors(tmp_path):
     config = write_config(tmp_path, "http://127.0.0.1:9/apiv1", integration_stix2={
-        "use": "True", "taxii_url": "https://taxii.example/api1", "taxii_user": USER,
+        "use": "True", "taxii_url": "http://taxii.example/api1", "taxii_password": PASSWORD,
         "taxii_ca_bundle": "missing.pem",
     })
 
@@ -148,5 +148,7 @@ def test_taxii_settings_that_do_not_go_together_are_config_errors(tmp_path):
     assert [p for p in failure.value.problems if p.startswith("[integration_stix2]")] == [
         "[integration_stix2] taxii_collection: is required when taxii_url is set",
         "[integration_stix2] taxii_password: taxii_user and taxii_password go together",
+        "[integration_stix2] taxii_url: is plain http:// to taxii.example, which would send the TAXII password "
+        "unencrypted; use https://",
         f"[integration_stix2] taxii_ca_bundle: {tmp_path / 'missing.pem'} is not a readable file",
     ]

@@ -50,7 +50,7 @@ from stix2.utils import parse_into_datetime
 from ..errors import AdapterError
 from ..files import folder_problem, write_atomic
 from ..models import Indicator, Threat, ThreatRef
-from ..options import Option, choice, integer, number, path, secret, text, url
+from ..options import Option, choice, cleartext_problem, integer, number, path, secret, text, url
 from ._taxii import TaxiiCollection
 from .base import Adapter
 
@@ -110,6 +110,9 @@ class Stix2Adapter(Adapter):
             problems.append("taxii_url: is required when taxii_collection is set")
         if bool(settings["taxii_user"]) != bool(settings["taxii_password"]):
             problems.append("taxii_password: taxii_user and taxii_password go together")
+        taxii_url, password = settings["taxii_url"], settings["taxii_password"]
+        if taxii_url and password and (problem := cleartext_problem(taxii_url, "the TAXII password")):
+            problems.append(f"taxii_url: {problem}")
         bundle = settings["taxii_ca_bundle"]
         if bundle and not os.path.isfile(bundle):
             problems.append(f"taxii_ca_bundle: {bundle} is not a readable file")
