@@ -112,6 +112,10 @@ VALUES = [
      "[integration_nosuch] use: no adapter named 'nosuch' is installed"),
     ("sqlite-use-word", {"integration_sqlite": {"use": "perhaps"}}, [],
      "[integration_sqlite] use: must be True or False"),
+    ("no-adapter-enabled", {"integration_sqlite": {"use": "False"}}, [],
+     "[integration_sqlite] use, [integration_stix2] use, [integration_splunk_hec] use, "
+     "[integration_json_files] use, [integration_blocklists] use, [integration_cef_syslog] use: "
+     "no adapter is enabled"),
     ("sqlite-path-missing-folder", {"integration_sqlite": {"path": "no-such-folder/store.sqlite3"}}, [],
      "[integration_sqlite] path: the folder"),
     ("splunk_hec-without-url", {"integration_splunk_hec": {"use": "True", "token": "t-0k3n"}}, [],
@@ -324,5 +328,17 @@ def test_a_stored_position_is_checked_before_it_goes_into_a_request(tmp_path, si
     result = run_cli(config)
 
     assert_one_problem(result, config, "[pm_api] position: must be a UUID")
+    assert simulator.requests == []
+    assert snapshot(tmp_path) == before
+
+
+def test_a_config_that_enables_no_adapter_fails_before_any_request(tmp_path, simulator):
+    config = config_with(tmp_path, {"integration_sqlite": {"use": "False"}}, [])
+    before = snapshot(tmp_path)
+
+    for command in ((), ("--check",), ("--dry-run",)):
+        result = run_cli(config, *command)
+
+        assert_one_problem(result, config, "[integration_sqlite] use, ")
     assert simulator.requests == []
     assert snapshot(tmp_path) == before

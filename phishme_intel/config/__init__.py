@@ -362,6 +362,9 @@ def _adapters(
 ) -> dict[str, tuple[type[adapters.Adapter], dict[str, Any]]]:
     """The enabled adapters with their parsed settings: the built-in store first, then in config file order.
 
+    None enabled is a problem: a run would fetch everything, deliver it to nothing and store
+    the position, so those threats would never reach any product.
+
     The store comes first because adapters that read it (blocklists) must see each commit
     after it has committed: the engine delivers to and commits adapters in this order.
     """
@@ -389,4 +392,8 @@ def _adapters(
             if {"url", "allow_plain_http", "ssl_verify"} <= settings.keys():
                 _check_transport(section, settings, "its credentials", problems, warnings, key="url")
         enabled[name] = (adapter, settings)
+    if not enabled and not any(problem.startswith(f"[{_INTEGRATION}") for problem in problems):
+        sections = ", ".join(f"[{_INTEGRATION}{name}] use" for name in names)
+        problems.append(f"{sections}: no adapter is enabled, so a run would deliver to nothing; "
+                        "set use = True in at least one")
     return enabled
