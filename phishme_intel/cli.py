@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 from . import commands
 from .config import understood
-from .errors import Error, LockHeld
+from .errors import Error, Interrupted, LockHeld
 from .monitoring import health
 from .monitoring.progress import ProgressLine
 from .options import instant
@@ -81,6 +81,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Error as exc:
         print(f"phishme-intel: {exc}", file=sys.stderr)
         return exc.exit_code
+    except KeyboardInterrupt:  # Ctrl-C outside a run (which stops at a safe point and raises Interrupted)
+        print("phishme-intel: interrupted by SIGINT", file=sys.stderr)
+        return Interrupted.exit_code
     except Exception as exc:  # the one place an unexpected error becomes an exit code
         print(f"phishme-intel: unexpected {type(exc).__name__}; the traceback is in the log file", file=sys.stderr)
         return 1

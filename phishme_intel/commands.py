@@ -28,18 +28,18 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 
-from . import schedule
+from . import interrupts, schedule
 from .adapters.base import Adapter
 from .client import ApiClient
 from .config import Config, load
 from .config.understood import require_writable_folder, utc
-from .errors import CheckpointError, ConfigError, Error
+from .errors import CheckpointError, ConfigError, Error, Interrupted, Unexpected
 from .lock import hold
 from .logs import logging_to, redact
 from .models import Threat, ThreatRef
 from .monitoring import metrics, status_file
 from .monitoring.health import UNKNOWN, Health, judge
-from .monitoring.status_file import RunRecord, StatusFileError
+from .monitoring.status_file import INTERRUPTED, RunRecord, StatusFileError
 from .state import ConfigCheckpoint, Report, SyncState
 from .sync import synchronize
 
@@ -54,32 +54,58 @@ def run(
 
     ``on_progress`` is called with the report as the run goes (see :mod:`.monitoring.progress`);
     ``jitter=False`` skips the ``[pm_jitter]`` wait (the CLI does when started from a
-    terminal). The run ends by writing the status file (and metrics file), failed or not.
+    terminal). The wait comes before the lock is taken, and the sync state is read from
+    config.ini after it is taken, so a run that started while another finished its backfill
+    goes on from that backfill's position. SIGINT and SIGTERM stop the run at its next safe
+    point (:mod:`.interrupts`): it raises Interrupted or Terminated. The run ends by writing
+    the status file (and metrics file), whether it succeeded, failed or was interrupted.
     """
     config = load(config_path)
     require_writable_folder(config)
-    with _logging(config, verbose), hold(config.lock_file):
-        log.info("run started (config %s, adapters: %s)", config.path, ", ".join(config.adapters) or "none")
-        watch = _Watch(on_progress)
-        try:
-            report = _sync(config, watch, jitter)
-        except Error as exc:
-            log.error("run failed (exit %d): %s", exc.exit_code, exc)
-            _record(config, RunRecord.of(watch.ended(), exc.exit_code, redact(str(exc), config.secrets)))
-            raise
-        except Exception as exc:
-            log.exception("run failed: unexpected error")
-            error = f"unexpected {type(exc).__name__}; the traceback is in the log file"
-            _record(config, RunRecord.of(watch.ended(), 1, error))
-            raise
-        log.info(
-            "run finished: %s, %d delivered, %d withdrawn, %d skipped as expired, %d skipped as invalid, "
-            "%d requests, %.1f s",
-            report.mode, report.delivered, report.withdrawn, report.skipped_expired, report.skipped_invalid,
-            report.requests, report.finished - report.started,
-        )
-        _record(config, RunRecord.of(report))
+    with _logging(config, verbose), interrupts.handling():
+        if jitter:
+            _wait_offset(config)
+        with hold(config.lock_file):
+            log.info("run started (config %s, adapters: %s)", config.path, ", ".join(config.adapters))
+            watch = _Watch(on_progress)
+            try:
+                interrupts.check()
+                report = _sync(config, ConfigCheckpoint(config.path).load(), watch)
+            except Interrupted as exc:
+                log.warning("run %s", exc)
+                _record(config, RunRecord.of(watch.ended(), exc.exit_code, str(exc), outcome=INTERRUPTED))
+                raise
+            except Error as exc:
+                log.error("run failed (exit %d): %s", exc.exit_code, exc)
+                _record(config, RunRecord.of(watch.ended(), exc.exit_code, redact(str(exc), config.secrets)))
+                raise
+            except Exception as exc:
+                log.exception("run failed: unexpected error")
+                failure = Unexpected(f"unexpected {type(exc).__name__}; the traceback is in {config.log_file}")
+                _record(config, RunRecord.of(watch.ended(), failure.exit_code, str(failure)))
+                raise failure from None
+            log.info(
+                "run finished: %s, %d delivered, %d withdrawn, %d skipped as expired, %d skipped as invalid, "
+                "%d requests, %.1f s",
+                report.mode, report.delivered, report.withdrawn, report.skipped_expired, report.skipped_invalid,
+                report.requests, report.finished - report.started,
+            )
+            _record(config, RunRecord.of(report))
     return report
+
+
+def _wait_offset(config: Config) -> None:
+    """The ``[pm_jitter]`` wait, before the lock; the offset is chosen and stored under it.
+
+    Only an updates run waits (as config.ini says before the lock: a stale read at worst
+    waits once for nothing). Raises Interrupted or Terminated when a signal cuts the wait short.
+    """
+    if not config.jitter.use:
+        return
+    with hold(config.lock_file):
+        minutes = schedule.offset(config)
+    if minutes and config.state.position and schedule.wait(minutes):
+        interrupts.check()
 
 
 def check(config_path: str, *, verbose: bool = False) -> Config:
@@ -142,16 +168,12 @@ class _Watch:
         return self.report
 
 
-def _sync(config: Config, watch: _Watch, jitter: bool) -> Report:
-    if jitter:
-        minutes = schedule.offset(config)
-        if minutes and config.state.position:
-            schedule.wait(minutes)
+def _sync(config: Config, state: SyncState, watch: _Watch) -> Report:
     client = ApiClient(config.api, config.proxy)
     try:
         adapters = [adapter(settings) for adapter, settings in config.adapters.values()]
         checkpoint = ConfigCheckpoint(config.path)
-        return synchronize(client, adapters, checkpoint, config.api, config.state, watch)
+        return synchronize(client, adapters, checkpoint, config.api, state, watch)
     finally:
         client.close()
 

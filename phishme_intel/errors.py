@@ -80,5 +80,21 @@ class CheckpointError(Error):
     exit_code = 73
 
 
+class Unexpected(Error):
+    """A bug or an unforeseen failure; the message says where its traceback was written. Exit 1."""
+
+
+class Interrupted(Error):
+    """SIGINT (Ctrl-C) asked the run to stop; it stopped at a safe point. Exit 130 (128 + 2)."""
+
+    exit_code = 130
+
+
+class Terminated(Interrupted):
+    """SIGTERM (what systemd and ``kill`` send) asked the run to stop; it stopped at a safe point. Exit 143."""
+
+    exit_code = 143
+
+
 class ThreatFormatError(ValueError):
     """One threat from the API cannot be understood. Caught per threat: never ends a run."""

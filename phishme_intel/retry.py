@@ -13,6 +13,9 @@ adapters (retries) and the CEF adapter (``max_eps``).
 - :class:`Retrier` runs a call until it succeeds, at most ``retries + 1`` times: an attempt
   that raises :class:`TryAgain` is retried after its ``delay`` (a ``Retry-After``) or the
   back-off; after the last one the caller's own error is raised.
+
+Every wait returns early when a signal asked the run to stop (:mod:`.interrupts`), and raises
+Interrupted or Terminated.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ import time
 from collections.abc import Callable
 from email.utils import parsedate_to_datetime
 from typing import TypeVar
+
+from . import interrupts
 
 MAX_BACKOFF = 60.0
 MAX_RETRY_AFTER = 300.0
@@ -76,8 +81,8 @@ class Throttle:
             now = time.monotonic()
             slot = max(now, self._next)
             self._next = slot + self.interval
-        if slot > now:
-            time.sleep(slot - now)
+        if slot > now and interrupts.sleep(slot - now):
+            interrupts.check()
 
     def pause(self, seconds: float) -> None:
         """No call returns from :meth:`wait` for the next ``seconds``."""
@@ -144,4 +149,5 @@ class Retrier:
         )
         if self._throttle is not None and (retry.everyone or retry.delay is not None):
             self._throttle.pause(delay)
-        time.sleep(delay)
+        if interrupts.sleep(delay):
+            interrupts.check()

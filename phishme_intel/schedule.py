@@ -13,8 +13,8 @@ from __future__ import annotations
 import logging
 import math
 import random
-import time
 
+from . import interrupts
 from .config import Config
 from .errors import CheckpointError
 from .state import ConfigCheckpoint
@@ -49,8 +49,8 @@ def offset(config: Config) -> float | None:
     return chosen
 
 
-def wait(minutes: float) -> None:
-    """Sleep ``minutes`` before the first request."""
+def wait(minutes: float) -> bool:
+    """Sleep ``minutes`` before the first request; True when a stop request (a signal) cut it short."""
     log.info("jitter: waiting %g min ([pm_jitter] scheduler_offset) before the first request", minutes)
-    time.sleep(minutes * 60)
+    return interrupts.sleep(minutes * 60)
 

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import termios
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from configupdater import ConfigUpdater
@@ -111,6 +112,20 @@ def store(path: Path) -> dict[str, object]:
         }
 
 
+def contents(database: Path) -> dict[str, list[tuple[object, ...]]]:
+    """Every row a user can see in the store, in a stable order (tombstone times left out)."""
+    with sqlite3.connect(database) as db:
+        return {
+            "threats": db.execute("SELECT * FROM threats ORDER BY threat_type, threat_id").fetchall(),
+            "indicators": db.execute(
+                "SELECT * FROM indicators ORDER BY threat_type, threat_id, kind, value"
+            ).fetchall(),
+            "deleted": db.execute(
+                "SELECT threat_type, threat_id FROM deleted_threats ORDER BY threat_type, threat_id"
+            ).fetchall(),
+        }
+
+
 def sample_threats(malware: int = 6, phish: int = 3, seed: int = 3) -> list[Threat]:
     """Realistic parsed threats of both kinds, from the simulator's generator."""
     dataset = Dataset(seed=seed, malware=malware, phish=phish, days=5)
@@ -132,3 +147,57 @@ class Unprivileged:
         prefix = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search", "--"] if os.geteuid() == 0 else []
         command = [*prefix, *cli_command(config, *args)]
         return subprocess.run(command, capture_output=True, text=True, timeout=60, cwd=ROOT)
+
+
+# Runs the CLI with a profile hook that pauses it when a given function of ours is first
+# called: it creates the file READY, then waits until the file GO exists; meanwhile, once a
+# signal has asked the run to stop (phishme_intel.interrupts), it creates the file HEARD.
+# The test decides what happens meanwhile, so two real processes meet at exactly that point.
+PAUSER = """
+import os, sys, time
+
+where, ready, go, heard = (os.environ[name] for name in ("PAUSE_AT", "PAUSE_READY", "PAUSE_GO", "PAUSE_HEARD"))
+
+
+def profile(frame, kind, arg):
+    if kind == "call" and f"{frame.f_globals.get('__name__')}.{frame.f_code.co_name}" == where:
+        sys.setprofile(None)
+        from phishme_intel import interrupts
+        open(ready, "w").close()
+        while not os.path.exists(go):
+            if interrupts.requested() is not None and not os.path.exists(heard):
+                open(heard, "w").close()
+            time.sleep(0.01)
+
+
+sys.setprofile(profile)
+from phishme_intel.cli import main
+
+sys.exit(main())
+"""
+
+
+def start_paused_at(config: Path, where: str, folder: Path, *args: str) -> subprocess.Popen[str]:
+    """The CLI as a process that pauses at the first call of ``where`` (``module.function``).
+
+    It creates ``folder/ready`` when it pauses, ``folder/heard`` once a signal asked it to stop,
+    and goes on when ``folder/go`` exists.
+    """
+    python, _script, *arguments = cli_command(config, *args)
+    environment = {
+        **os.environ, "PAUSE_AT": where,
+        **{f"PAUSE_{name.upper()}": str(folder / name) for name in ("ready", "go", "heard")},
+    }
+    return subprocess.Popen(
+        [python, "-c", PAUSER, *arguments], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=ROOT, env=environment,
+    )
+
+
+def wait_until(condition: Callable[[], bool], what: str, timeout: float = 60) -> None:
+    """Poll ``condition`` until it holds; fail naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.01)

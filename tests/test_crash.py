@@ -20,14 +20,13 @@ from __future__ import annotations
 import json
 import os
 import random
-import sqlite3
 import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support import PASSWORD, ROOT, USER, cli_command, days_ago, run_cli, store, write_config
+from support import PASSWORD, ROOT, USER, cli_command, contents, days_ago, run_cli, store, write_config
 
 from phishme_intel import config as config_module
 from phishme_intel.simulator import Dataset, Simulator
@@ -119,20 +118,6 @@ def assert_config_intact(config: Path, original: str) -> None:
     config_module.load(str(config))
     for leftover in config.parent.glob(f".{config.name}.*.tmp"):
         assert leftover.stat().st_mode & 0o077 == 0, f"{leftover} is readable by others"
-
-
-def contents(database: Path) -> dict[str, list[tuple[object, ...]]]:
-    """Every row a user can see in the store, in a stable order (tombstone times left out)."""
-    with sqlite3.connect(database) as db:
-        return {
-            "threats": db.execute("SELECT * FROM threats ORDER BY threat_type, threat_id").fetchall(),
-            "indicators": db.execute(
-                "SELECT * FROM indicators ORDER BY threat_type, threat_id, kind, value"
-            ).fetchall(),
-            "deleted": db.execute(
-                "SELECT threat_type, threat_id FROM deleted_threats ORDER BY threat_type, threat_id"
-            ).fetchall(),
-        }
 
 
 def json_files(folder: Path) -> dict[str, bytes]:

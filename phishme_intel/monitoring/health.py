@@ -19,7 +19,7 @@ import datetime as dt
 from dataclasses import dataclass
 
 from ..state import SyncState
-from .status_file import RunRecord, Status
+from .status_file import INTERRUPTED, RunRecord, Status
 from .timefmt import duration
 
 HEALTHY, FAILING, STALE, UNKNOWN = 0, 1, 2, 3
@@ -56,7 +56,7 @@ def judge(status: Status | None, stale_after: int, now: float) -> tuple[int, str
     if age > stale_after * 60:
         return STALE, f"the last success was {duration(age)} ago, more than stale_after ({stale_after} min)"
     if not status.last_run.succeeded:
-        return FAILING, f"the last run failed with exit {status.last_run.exit_code}"
+        return FAILING, f"the last run {_ended(status.last_run)}"
     return HEALTHY, f"the last run succeeded {duration(now - status.last_run.finished)} ago"
 
 
@@ -81,9 +81,16 @@ def describe(health: Health) -> str:
 
 
 def _run(run: RunRecord, now: float) -> str:
-    result = "succeeded" if run.succeeded else f"failed (exit {run.exit_code})"
+    result = "succeeded" if run.succeeded else _ended(run)
     return (f"{_time(run.finished)} ({duration(now - run.finished)} ago), {run.mode or 'no sync'}, "
             f"{result} after {run.finished - run.started:.1f} s")
+
+
+def _ended(run: RunRecord) -> str:
+    """How an unsuccessful run ended: ``failed with exit 69``, ``was interrupted (exit 143)``."""
+    if run.outcome == INTERRUPTED:
+        return f"was interrupted (exit {run.exit_code})"
+    return f"failed with exit {run.exit_code}"
 
 
 def _counts(run: RunRecord) -> str:

@@ -16,8 +16,9 @@ The status file's layout (``schema`` 1; times are ISO 8601 in UTC)::
      "totals": {"runs": 7, "failed_runs": 1, "delivered": 9120, "withdrawn": 12,
                 "skipped_expired": 0, "skipped_invalid": 1, "requests": 411}}
 
-where ``RUN`` is ``{"started", "finished", "duration_seconds", "outcome" ("success" or
-"failed"), "exit_code", "error" (the message, or null), "mode" ("backfill" or "updates"),
+where ``RUN`` is ``{"started", "finished", "duration_seconds", "outcome" ("success",
+"failed", or "interrupted": SIGINT or SIGTERM stopped it at a safe point), "exit_code",
+"error" (the message, or null), "mode" ("backfill" or "updates"),
 "delivered", "withdrawn", "skipped_expired", "skipped_invalid" (threats that could not
 be understood), "requests"}``. A status file written by an earlier release says ``failed`` for
 ``skipped_invalid``; it is read as such.
@@ -36,6 +37,7 @@ from ..state import Report, SyncState
 from .timefmt import iso
 
 SCHEMA = 1
+SUCCESS, FAILED, INTERRUPTED = "success", "failed", "interrupted"
 COUNTS = ("delivered", "withdrawn", "skipped_expired", "skipped_invalid")
 _RENAMED = {"failed": "skipped_invalid"}
 
@@ -61,10 +63,16 @@ class RunRecord:
     requests: int = 0
 
     @classmethod
-    def of(cls, report: Report, exit_code: int = 0, error: str | None = None) -> RunRecord:
-        """The record of a run that ended with ``exit_code`` (0: success) after doing ``report``."""
+    def of(
+        cls, report: Report, exit_code: int = 0, error: str | None = None, outcome: str | None = None
+    ) -> RunRecord:
+        """The record of a run that ended with ``exit_code`` (0: success) after doing ``report``.
+
+        ``outcome`` is ``success`` or ``failed`` as the exit code says, unless given
+        (``interrupted``: a signal stopped the run at a safe point).
+        """
         return cls(
-            started=report.started, finished=report.finished, outcome="failed" if exit_code else "success",
+            started=report.started, finished=report.finished, outcome=outcome or (FAILED if exit_code else SUCCESS),
             exit_code=exit_code, error=error, mode=report.mode, delivered=report.delivered,
             withdrawn=report.withdrawn, skipped_expired=report.skipped_expired,
             skipped_invalid=report.skipped_invalid, requests=report.requests,
@@ -72,7 +80,7 @@ class RunRecord:
 
     @property
     def succeeded(self) -> bool:
-        return self.outcome == "success"
+        return self.outcome == SUCCESS
 
 
 @dataclass(frozen=True)

@@ -35,8 +35,9 @@ def synchronize(
 ) -> Report:
     """One sync run: backfill if no position is stored, else follow the updates feed.
 
-    Returns the run's :class:`Report`. Raises the ApiError family, AdapterError or
-    CheckpointError; whatever was stored before the failure stays valid. ``on_progress``
+    Returns the run's :class:`Report`. Raises the ApiError family, AdapterError,
+    CheckpointError, or Interrupted when a stop was requested (:mod:`..interrupts`, checked
+    before each page or batch is delivered); whatever was stored before stays valid. ``on_progress``
     is called with the report as the run goes, and once more when it ends, however it ends.
     """
     fanout = Fanout(adapters)

@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from concurrent.futures import Future
 from typing import NamedTuple
 
+from .. import interrupts
 from ..client import Fetched, SearchPage
 from ..state import SyncState
 from .engine import Engine, log
@@ -61,6 +62,7 @@ def backfill(run: Engine, state: SyncState) -> None:
     since_commit, last_commit = 0, time.monotonic()
     window_totals: set[tuple[int | None, int]] = set()
     for (window, last_page), fetched in run.pipeline.stream(lambda s: _plan(run, s, start, until, threat_type)):
+        interrupts.check()
         totals, delivered = _decode_and_deliver(run, fetched)
         window_totals.add(totals)
         since_commit += delivered
@@ -133,6 +135,7 @@ def _refetch(run: Engine, window: Window, threat_type: str) -> int:
         totals = {_totals(first)}
         delivered += _deliver(run, first)
         for number in range(1, first.total_pages):
+            interrupts.check()
             page = run.client.search_window(window.begin, window.end, number, threat_type)
             totals.add(_totals(page))
             delivered += _deliver(run, page)

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..adapters.base import Adapter
-from ..errors import AdapterError
+from ..errors import AdapterError, Interrupted
 from ..models import Threat, ThreatRef
 
 log = logging.getLogger(__name__)
@@ -57,7 +57,7 @@ class Fanout:
 def _guard(adapter: Adapter, action: str, call: Callable[..., None], *args: Any) -> None:
     try:
         call(*args)
-    except AdapterError:
+    except (AdapterError, Interrupted):  # a signal during an adapter's retry wait stops the run
         raise
     except Exception as exc:
         log.exception("adapter %s failed to %s", adapter.name, action)

@@ -13,6 +13,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from .. import interrupts
 from ..client import Fetched, SearchPage
 from ..errors import ThreatFormatError
 from ..models import ChangelogEntry, ThreatRef, parse_changelog_entry
@@ -28,6 +29,7 @@ def follow(run: Engine, *, position: str | None = None, timestamp: int | None = 
     stored = position
     expiry = _expiry(run)
     for tag, result in run.pipeline.stream(lambda stream: _plan(run, stream, position, timestamp)):
+        interrupts.check()
         kind, value = tag
         if kind == "withdraw":
             run.fanout.withdraw(value)
