@@ -9,8 +9,9 @@ keeps its last commit, closes its adapters and reports ``interrupted``. A second
 ends the process at once, as if no handler were installed. Waits (the ``[pm_jitter]`` offset,
 retry backoff) use :func:`sleep`, which returns as soon as a stop is requested.
 
-A program that embeds the library, or a service loop, may call :func:`request_stop` itself,
-and :func:`clear` before a new run.
+Threads the sync starts block both signals (:func:`main_thread_only`), so the kernel delivers
+them to the main thread, whatever it is waiting for. A program that embeds the library, or a
+service loop, may call :func:`request_stop` itself, and :func:`clear` before a new run.
 """
 
 from __future__ import annotations
@@ -85,6 +86,16 @@ def handling() -> Iterator[None]:
     finally:
         for signum, handler in saved.items():
             signal.signal(signum, handler)
+
+
+def main_thread_only() -> None:
+    """Block SIGINT and SIGTERM in the calling thread, so the kernel hands them to the main thread.
+
+    Every thread the sync starts calls this first. A signal delivered to a thread blocked in a
+    system call would only note itself for the main thread, which, waiting on a lock, would
+    not run the handler until woken for another reason.
+    """
+    signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
 
 
 def _on_signal(signum: int, frame: FrameType | None) -> None:

@@ -16,6 +16,8 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
+from .. import interrupts
+
 _DONE = object()
 
 
@@ -62,7 +64,9 @@ class Pipeline:
 
     def __init__(self, workers: int) -> None:
         self.workers = workers
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="phishme-fetch")
+        self._pool = ThreadPoolExecutor(
+            max_workers=workers, thread_name_prefix="phishme-fetch", initializer=interrupts.main_thread_only
+        )
 
     def stream(self, plan: Callable[[Stream], None], buffered: int | None = None) -> Iterator[tuple[Any, Any]]:
         """Run ``plan`` in a producer thread; yield ``(tag, result)`` in emission order.
@@ -73,6 +77,7 @@ class Pipeline:
         stream = Stream(self._pool, buffered or 2 * self.workers)
 
         def produce() -> None:
+            interrupts.main_thread_only()
             try:
                 plan(stream)
                 stream._items.put(_DONE)
