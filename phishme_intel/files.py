@@ -37,6 +37,11 @@ def write_atomic(target: str, data: bytes, mode: int | None = None) -> None:
     (0o600 for a new file). A symlink is followed: the file it points to is replaced.
     Raises OSError (disk full, permission denied, ...) with the target left as it was.
     """
+    write_atomic_chunks(target, [data], mode)
+
+
+def write_atomic_chunks(target: str, chunks: Iterable[bytes], mode: int | None = None) -> None:
+    """:func:`write_atomic` of the concatenated ``chunks``, written as they come (never all in memory)."""
     target = os.path.realpath(target)
     folder = os.path.dirname(target)
     if mode is None:
@@ -47,7 +52,8 @@ def write_atomic(target: str, data: bytes, mode: int | None = None) -> None:
     fd, temporary = tempfile.mkstemp(dir=folder, prefix=_prefix(target), suffix=_SUFFIX)
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            for chunk in chunks:
+                handle.write(chunk)
             handle.flush()
             os.fchmod(handle.fileno(), mode)
             os.fsync(handle.fileno())

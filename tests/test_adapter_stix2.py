@@ -273,3 +273,17 @@ def test_a_sync_writes_every_threat_and_revokes_what_the_vendor_deletes(tmp_path
     assert second.returncode == 0, second.stderr
     assert held_in(tmp_path / "stix") == live - deleted
     assert len(list((tmp_path / "stix").glob("*.json"))) == len(live)
+
+
+def test_bundles_wait_for_the_commit_in_hidden_files_that_a_later_run_removes(folder):
+    threats = sample_threats(malware=2, phish=1)
+    adapter = Stix2Adapter({"folder": str(folder), "bundle": "threat"})
+    adapter.open()
+    adapter.deliver(threats)
+
+    waiting = sorted(path.name for path in folder.iterdir())
+    assert waiting == sorted(f".{t.kind}-{t.id}.json.pending" for t in threats)
+    assert bundles(folder) == []
+    Stix2Adapter({"folder": str(folder), "bundle": "threat"}).open()  # the next run, after this one died
+
+    assert list(folder.iterdir()) == []

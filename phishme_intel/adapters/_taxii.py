@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from functools import partial
 from typing import Any, TypeVar
 
@@ -67,12 +67,23 @@ class TaxiiCollection:
         self._retrier = Retrier(settings["taxii_max_retries"], settings["taxii_retry_backoff"], self._give_up, log)
         self.log = log
 
-    def push(self, objects: Sequence[dict[str, Any]]) -> None:
-        """Add ``objects`` to the collection; returns once the server holds every one of them."""
-        for start in range(0, len(objects), ENVELOPE_OBJECTS):
-            envelope = list(objects[start:start + ENVELOPE_OBJECTS])
-            status = self._call("adding objects to the TAXII collection", partial(self._add, envelope))
-            self._check(status, envelope)
+    def push(self, objects: Iterable[dict[str, Any]]) -> None:
+        """Add ``objects`` to the collection; returns once the server holds every one of them.
+
+        They are read as they are sent: at most one envelope is held at a time.
+        """
+        envelope: list[dict[str, Any]] = []
+        for obj in objects:
+            envelope.append(obj)
+            if len(envelope) == ENVELOPE_OBJECTS:
+                self._send(envelope)
+                envelope = []
+        if envelope:
+            self._send(envelope)
+
+    def _send(self, envelope: list[dict[str, Any]]) -> None:
+        status = self._call("adding objects to the TAXII collection", partial(self._add, envelope))
+        self._check(status, envelope)
 
     def close(self) -> None:
         self._connection.close()
