@@ -18,7 +18,7 @@ from support import PASSWORD, ROOT, USER, cli_command, run_cli, store, write_con
 
 from phishme_intel.simulator import Dataset, Simulator
 
-LOG_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) \S+ +\[(\d+)\] \S+: (.*)$")
+LOG_LINE = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3})Z \S+ +\[(\d+)\] \S+: (.*)$")
 
 
 def log_by_process(log_file: Path) -> dict[int, list[tuple[float, str]]]:
@@ -26,7 +26,7 @@ def log_by_process(log_file: Path) -> dict[int, list[tuple[float, str]]]:
     lines: dict[int, list[tuple[float, str]]] = defaultdict(list)
     for line in log_file.read_text().splitlines():
         if match := LOG_LINE.match(line):
-            stamp = dt.datetime.strptime(match[1], "%Y-%m-%d %H:%M:%S,%f").timestamp()
+            stamp = dt.datetime.fromisoformat(match[1]).replace(tzinfo=dt.timezone.utc).timestamp()
             lines[int(match[2])].append((stamp, match[3]))
     return lines
 
