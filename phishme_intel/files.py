@@ -7,9 +7,16 @@ bits, and is renamed over the target with :func:`os.replace`; then the folder is
 the rename itself survives a power cut. On any error the temporary file is removed and the
 target untouched.
 
-Files that other programs read (a forwarder tailing JSON Lines, a web server serving a
-blocklist): :func:`replace_file` gives a new file mode 0644, so a reader running as another
-user can open it. :func:`append_lines` adds complete lines or nothing: a write that fails
+Permissions and links: a new file or folder gets what the process umask gives (0o666 or
+0o777 less the umask, as ``open(2)`` and ``mkdir(2)`` would), so an administrator decides
+who may read the outputs (``UMask=`` of the systemd unit, ``umask`` in a crontab); a
+replaced file keeps its permission bits and, when root replaces it, its owner and group.
+No output is ever written through a symbolic link, at its own path or at a folder this
+tool creates (:func:`open_no_follow`, :func:`make_folder`, and a check before each
+replacement), so a link planted in a shared output folder cannot make the sync user
+overwrite another file; only config.ini itself is followed on purpose (``follow_link``).
+
+:func:`append_lines` adds complete lines or nothing: a write that fails
 (disk full, quota) is cut back to where the file ended before it, and a partial last line
 left by a crash is cut off before the next append, so a reader never sees half an event.
 The file is opened for each append, so ``logrotate`` may rename or truncate it between runs.
@@ -18,6 +25,7 @@ The file is opened for each append, so ``logrotate`` may rename or truncate it b
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import stat
 import tempfile
@@ -25,36 +33,44 @@ from collections.abc import Iterable, Iterator
 from typing import IO
 
 _SUFFIX = ".tmp"
-NEW_FILE_MODE = 0o644
+_ANYONE = 0o666
 _CHUNK = 65536
 PENDING_IN_MEMORY = 1 << 20
 
 
-def write_atomic(target: str, data: bytes, mode: int | None = None) -> None:
+def write_atomic(target: str, data: bytes, follow_link: bool = False) -> None:
     """Replace ``target`` with ``data`` atomically and durably.
 
-    ``mode``: permission bits for the new file; by default those of the file it replaces
-    (0o600 for a new file). A symlink is followed: the file it points to is replaced.
+    The new file keeps the permission bits of the file it replaces, and its owner and group
+    when run as root; a new file gets what the umask gives. The temporary file is 0600 until
+    it takes those bits. A symbolic link at ``target`` is refused (OSError ELOOP), unless
+    ``follow_link``: then the file it points to is replaced (config.ini).
     Raises OSError (disk full, permission denied, ...) with the target left as it was.
     """
-    write_atomic_chunks(target, [data], mode)
+    write_atomic_chunks(target, [data], follow_link)
 
 
-def write_atomic_chunks(target: str, chunks: Iterable[bytes], mode: int | None = None) -> None:
+def write_atomic_chunks(target: str, chunks: Iterable[bytes], follow_link: bool = False) -> None:
     """:func:`write_atomic` of the concatenated ``chunks``, written as they come (never all in memory)."""
-    target = os.path.realpath(target)
+    if follow_link:
+        target = os.path.realpath(target)
+    else:
+        refuse_link(target)
+        target = os.path.abspath(target)
     folder = os.path.dirname(target)
-    if mode is None:
-        try:
-            mode = os.stat(target).st_mode & 0o7777
-        except FileNotFoundError:
-            mode = 0o600
+    try:
+        replaced: os.stat_result | None = os.stat(target)
+    except FileNotFoundError:
+        replaced = None
+    mode = replaced.st_mode & 0o7777 if replaced else _ANYONE & ~_umask()
     fd, temporary = tempfile.mkstemp(dir=folder, prefix=_prefix(target), suffix=_SUFFIX)
     try:
         with os.fdopen(fd, "wb") as handle:
             for chunk in chunks:
                 handle.write(chunk)
             handle.flush()
+            if replaced and os.geteuid() == 0:
+                os.fchown(handle.fileno(), replaced.st_uid, replaced.st_gid)
             os.fchmod(handle.fileno(), mode)
             os.fsync(handle.fileno())
         os.replace(temporary, target)
@@ -86,6 +102,51 @@ def _prefix(target: str) -> str:
     return f".{os.path.basename(target)}."
 
 
+def _umask() -> int:
+    mask = os.umask(0o077)
+    os.umask(mask)
+    return mask
+
+
+def _link_error(path: str) -> OSError:
+    return OSError(errno.ELOOP, f"{path} is a symbolic link, and outputs are never written through one", path)
+
+
+def refuse_link(path: str) -> None:
+    """Raise OSError (ELOOP) if ``path`` is a symbolic link; nothing if it is anything else or absent."""
+    if os.path.islink(path):
+        raise _link_error(path)
+
+
+def open_no_follow(path: str, flags: int) -> int:
+    """``os.open`` with ``O_NOFOLLOW``; a new file gets what the umask gives (mode 0666 less it).
+
+    A symbolic link at ``path`` raises OSError (ELOOP) naming it.
+    """
+    try:
+        return os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, _ANYONE)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise _link_error(path) from None
+        raise
+
+
+def make_folder(folder: str) -> bool:
+    """Create ``folder`` (mode 0777 less the umask) unless it is there; True if it was created.
+
+    Refuses (OSError) a symbolic link, or anything but a folder, at that name: a link
+    planted where an output folder will be would send the outputs elsewhere.
+    """
+    try:
+        os.mkdir(folder)
+        return True
+    except FileExistsError:
+        refuse_link(folder)
+        if not os.path.isdir(folder):
+            raise NotADirectoryError(errno.ENOTDIR, f"{folder} is not a folder", folder) from None
+        return False
+
+
 def fsync_folder(folder: str) -> None:
     """Make the creation, rename or removal of entries in ``folder`` durable."""
     fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
@@ -97,6 +158,8 @@ def fsync_folder(folder: str) -> None:
 
 def folder_problem(folder: str) -> str | None:
     """Why ``folder`` cannot be used, or created, as an output folder; None if it can."""
+    if os.path.islink(folder):
+        return f"{folder} is a symbolic link, and phishme-intel never writes through one: name the folder itself"
     if os.path.exists(folder):
         if not os.path.isdir(folder):
             return f"{folder} is not a folder"
@@ -116,16 +179,8 @@ def reason(exc: OSError) -> str:
     return exc.strerror or str(exc)
 
 
-def replace_file(target: str, data: bytes) -> None:
-    """Replace ``target`` with ``data`` atomically and durably; a new file gets mode 0644.
-
-    Raises OSError with ``target`` untouched.
-    """
-    write_atomic(target, data, mode=None if os.path.exists(target) else NEW_FILE_MODE)
-
-
 def append_lines(target: str, lines: list[bytes]) -> None:
-    """Append ``lines`` (each without its newline) to ``target`` and fsync; a new file gets mode 0644.
+    """Append ``lines`` (each without its newline) to ``target`` and fsync (see :func:`append_chunks`).
 
     Raises OSError with ``target`` as it was before the call.
     """
@@ -135,10 +190,11 @@ def append_lines(target: str, lines: list[bytes]) -> None:
 def append_chunks(target: str, chunks: Iterable[bytes]) -> None:
     """Append ``chunks`` (whole lines, each ending in a newline, when joined) to ``target`` and fsync.
 
-    A new file gets mode 0644. Raises OSError with ``target`` as it was before the call.
+    A new file gets what the umask gives; a symbolic link at ``target`` is refused.
+    Raises OSError with ``target`` as it was before the call.
     """
-    created = not os.path.exists(target)
-    fd = os.open(target, os.O_RDWR | os.O_APPEND | os.O_CREAT, NEW_FILE_MODE)
+    created = not os.path.lexists(target)
+    fd = open_no_follow(target, os.O_RDWR | os.O_APPEND | os.O_CREAT)
     try:
         regular = stat.S_ISREG(os.fstat(fd).st_mode)
         before = _cut_partial_line(fd) if regular else 0
@@ -223,6 +279,8 @@ def _cut_partial_line(fd: int) -> int:
 
 def writable_file_problem(target: str) -> str | None:
     """Why a file cannot be created or rewritten at ``target``, or None if it can."""
+    if os.path.islink(target):
+        return f"{target} is a symbolic link, and phishme-intel never writes through one: put the file itself there"
     if os.path.isdir(target):
         return f"{target} is a directory, not a file"
     folder = os.path.dirname(target) or "."

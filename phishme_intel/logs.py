@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import logging
 import logging.handlers
+import os
 import sys
 import time
 import warnings
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from typing import TextIO
 from urllib.parse import quote
 
 from urllib3.exceptions import InsecureRequestWarning
 
 from .errors import Error
+from .files import open_no_follow
 
 MAX_BYTES = 5 * 1024 * 1024
 BACKUP_COUNT = 9
@@ -46,6 +49,14 @@ class RedactingFormatter(logging.Formatter):
         return redact(super().format(record), self.secrets)
 
 
+class _LogFile(logging.handlers.RotatingFileHandler):
+    """The rotating log file, never opened through a symbolic link; a new one gets what the umask gives."""
+
+    def _open(self) -> TextIO:
+        fd = open_no_follow(self.baseFilename, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+        return os.fdopen(fd, "a", encoding=self.encoding, errors=self.errors)
+
+
 def redact(text: str, secrets: Iterable[str]) -> str:
     """``text`` with every secret replaced by ``***``."""
     for secret in secrets:
@@ -68,11 +79,7 @@ def logging_to(log_file: str | None, level: str, secrets: Iterable[str], verbose
     formatter = RedactingFormatter(list(secrets))
     handlers: list[logging.Handler] = []
     if log_file is not None:
-        handlers.append(
-            logging.handlers.RotatingFileHandler(
-                log_file, maxBytes=MAX_BYTES, backupCount=BACKUP_COUNT, encoding="utf-8"
-            )
-        )
+        handlers.append(_LogFile(log_file, maxBytes=MAX_BYTES, backupCount=BACKUP_COUNT, encoding="utf-8"))
     if verbose:
         handlers.append(logging.StreamHandler(sys.stderr))
     loggers = [logging.getLogger(name) for name in LOGGERS]

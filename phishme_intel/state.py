@@ -6,7 +6,10 @@ back into the ``[pm_api]`` section, where the vendor library kept its position, 
 existing config.ini keeps working; it also stores the ``[pm_jitter]`` offset. The file is
 edited with configupdater: every comment, blank line, key order and unrelated value stays
 byte for byte as it was; only the changed lines differ. The new file replaces the old one
-atomically (:func:`phishme_intel.files.write_atomic`) with the same permissions.
+atomically (:func:`phishme_intel.files.write_atomic`) with the same permissions and, when
+run as root (``--allow-root``), the same owner and group, so the service user can still
+read it. A config.ini that is a symbolic link is followed on purpose: the file it points to
+is replaced.
 """
 
 from __future__ import annotations
@@ -132,7 +135,7 @@ class ConfigCheckpoint:
             for leftover in remove_leftovers(self.path) if sweep else ():
                 log.info("removed %s, left by a run killed while it rewrote the config", leftover)
             if content != original:
-                write_atomic(self.path, content.encode("utf-8"))
+                write_atomic(self.path, content.encode("utf-8"), follow_link=True)
         except (OSError, configparser.Error) as exc:
             raise CheckpointError(f"cannot store {what} in {self.path}: {_reason(exc)}{consequence}") from None
 

@@ -41,7 +41,7 @@ import termios
 import time
 from typing import Protocol
 
-from ..files import NEW_FILE_MODE, PendingLines, fsync_folder
+from ..files import PendingLines, fsync_folder, open_no_follow
 
 log = logging.getLogger(__name__)
 
@@ -255,8 +255,8 @@ class FileTransport:
 
     def open(self) -> None:
         """Create the file if need be, so an unwritable path fails the run before anything is sent."""
-        existed = os.path.exists(self.path)
-        os.close(os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, NEW_FILE_MODE))
+        existed = os.path.lexists(self.path)
+        os.close(open_no_follow(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT))
         if not existed:
             fsync_folder(os.path.dirname(os.path.abspath(self.path)))
 

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import AdapterError
-from ..files import folder_problem, reason, replace_file
+from ..files import folder_problem, make_folder, reason, write_atomic
 from ..models import IMPACTS, INDICATOR_KINDS, Threat, ThreatRef
 from ..options import Option, boolean, choice, integer, path
 from .base import Adapter
@@ -117,7 +117,7 @@ class BlocklistsAdapter(Adapter):
 
     def open(self) -> None:
         try:
-            os.makedirs(self.folder, exist_ok=True)
+            make_folder(self.folder)
         except OSError as exc:
             raise AdapterError(self.name, f"cannot create the folder {self.folder}: {reason(exc)}") from None
         self.rebuild()
@@ -181,7 +181,7 @@ class BlocklistsAdapter(Adapter):
         except OSError as exc:
             raise AdapterError(self.name, f"cannot read {target}: {reason(exc)}") from None
         try:
-            replace_file(target, data)
+            write_atomic(target, data)
         except OSError as exc:
             raise AdapterError(self.name, f"cannot write {target}: {reason(exc)}") from None
 

@@ -27,7 +27,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..errors import AdapterError
-from ..files import append_lines, folder_problem, fsync_folder, reason, replace_file, writable_file_problem
+from ..files import append_lines, folder_problem, fsync_folder, make_folder, reason, writable_file_problem, write_atomic
 from ..models import Threat, ThreatRef
 from ..options import Option, boolean, choice, path
 from .base import Adapter
@@ -67,11 +67,12 @@ class JsonFilesAdapter(Adapter):
         self.jsonl_file: str | None = settings["jsonl_file"]
         self._events: list[bytes] = []
         self._changed_folders: set[str] = set()
+        self._folders: set[str] = set()  # checked to be folders, not links, during this run
 
     def open(self) -> None:
         if self.folder is not None:
             try:
-                os.makedirs(self.folder, exist_ok=True)
+                make_folder(self.folder)
             except OSError as exc:
                 raise AdapterError(self.name, f"cannot create the folder {self.folder}: {reason(exc)}") from None
 
@@ -114,10 +115,10 @@ class JsonFilesAdapter(Adapter):
         target = os.path.join(folder, _file_name(threat.ref))
         data = json.dumps(threat.raw, indent=2, ensure_ascii=False).encode() + b"\n"
         try:
-            if not os.path.isdir(folder):
-                os.mkdir(folder)
+            if folder not in self._folders and make_folder(folder):
                 self._changed_folders.add(root)
-            replace_file(target, data)
+            self._folders.add(folder)
+            write_atomic(target, data)
         except OSError as exc:
             raise AdapterError(self.name, f"cannot write {target}: {reason(exc)}") from None
 

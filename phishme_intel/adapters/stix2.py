@@ -36,7 +36,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from ..errors import AdapterError
-from ..files import NEW_FILE_MODE, folder_problem, fsync_folder, write_atomic_chunks
+from ..files import folder_problem, fsync_folder, make_folder, open_no_follow, reason, write_atomic_chunks
 from ..models import Threat, ThreatRef
 from ..options import Option, choice, cleartext_problem, integer, number, path, secret, text, url
 from . import _stix
@@ -92,12 +92,13 @@ class Stix2Adapter(Adapter):
 
     def open(self) -> None:
         try:
-            os.makedirs(self.state_folder, exist_ok=True)
+            for folder in dict.fromkeys((self.folder, self.state_folder)):
+                make_folder(folder)
             for name in os.listdir(self.state_folder):
                 if name.startswith(".") and name.endswith(PENDING):  # left by a run that died before its commit
                     os.unlink(os.path.join(self.state_folder, name))
         except OSError as exc:
-            raise AdapterError(self.name, f"cannot prepare the folder {self.state_folder}: {exc.strerror}") from None
+            raise AdapterError(self.name, f"cannot prepare the folder {exc.filename}: {reason(exc)}") from None
         if self.settings.get("taxii_url"):  # settings built in code may leave out the optional keys
             self._taxii = TaxiiCollection(self.name, dict(self.settings), self.log)
 
@@ -149,11 +150,10 @@ class Stix2Adapter(Adapter):
         """Write ``objects`` as the bundle ``ref`` gets at the next commit (fsynced, not yet in place)."""
         staged = os.path.join(self.state_folder, f".{ref.kind}-{ref.id}{PENDING}")
         try:
-            fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, NEW_FILE_MODE)
+            fd = open_no_follow(staged, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
             with os.fdopen(fd, "wb") as handle:
                 handle.write(_stix.bundle(objects))
                 handle.flush()
-                os.fchmod(handle.fileno(), NEW_FILE_MODE)
                 os.fsync(handle.fileno())
         except OSError as exc:
             raise AdapterError(self.name, f"cannot write {staged}: {exc.strerror or exc}") from None
@@ -187,7 +187,7 @@ class Stix2Adapter(Adapter):
             yield b"\n  ]\n}\n"
 
         try:
-            write_atomic_chunks(target, chunks(), mode=NEW_FILE_MODE)
+            write_atomic_chunks(target, chunks())
         except OSError as exc:
             raise AdapterError(self.name, f"cannot write {target}: {exc.strerror or exc}") from None
 

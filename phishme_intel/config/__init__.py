@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import configparser
 import datetime as dt
+import difflib
 import os
 import stat
 from dataclasses import dataclass, field
@@ -221,11 +222,24 @@ def load(config_path: str) -> Config:
     for name, options in _SECTIONS.items():
         raw = _gathered(name, parser, options, base_dir, problems, warnings, origins)
         values[name] = parse_section(name, raw, options, problems, warnings, base_dir)
+    unknown = [
+        section for section in parser.sections()
+        if not vendor4x.replaced(section) and section not in _SECTIONS and not section.startswith(_INTEGRATION)
+    ]
     for section in parser.sections():
         if vendor4x.replaced(section):
             warnings.extend(vendor4x.warnings(section, parser[section]))
-        elif section not in _SECTIONS and not section.startswith(_INTEGRATION):
-            warnings.append(f"[{section}]: unknown section, ignored")
+        elif section in unknown:
+            meant = _near_miss(section, [name for name in _SECTIONS if not parser.has_section(name)])
+            warnings.append(f"[{section}]: unknown section, ignored" + (f"; did you mean [{meant}]?" if meant else ""))
+    for name in _SECTIONS:
+        missing = f"[{name}]: the section is missing"
+        found = _near_miss(name, unknown)
+        if found:
+            problems[:] = [
+                f"{problem}; found [{found}]: did you mean [{name}]?" if problem.startswith(missing) else problem
+                for problem in problems
+            ]
     api, product, log, lock, proxy, status, jitter = (values[name] for name in _SECTIONS)
     _check_paths(api, log, lock, problems)
     _check_transport("pm_api", api, "the API user and password", problems, warnings)
@@ -285,6 +299,12 @@ def _gathered(
     return gathered
 
 
+def _near_miss(name: str, candidates: list[str]) -> str | None:
+    """The one of ``candidates`` that looks like a misspelling of ``name``, if any."""
+    close = difflib.get_close_matches(name.lower(), [c.lower() for c in candidates], n=1, cutoff=0.8)
+    return next((c for c in candidates if close and c.lower() == close[0]), None)
+
+
 def _ini_problem(exc: configparser.Error) -> str:
     if isinstance(exc, configparser.DuplicateOptionError):
         return f"[{exc.section}] {exc.option}: the key appears twice (line {exc.lineno})"
@@ -340,6 +360,8 @@ def _status(status: dict[str, Any], log: dict[str, Any], problems: list[str]) ->
     for key in ("status_file", "metrics_file"):
         if status[key] and (problem := writable_file_problem(status[key])):
             problems.append(f"[local_status] {key}: {problem}")
+    if not status["status_file"] and os.path.islink(status_file):  # its folder is the log's, checked with it
+        problems.append(f"[local_status] status_file: {writable_file_problem(status_file)}")
     return StatusSettings(status_file, status["stale_after"], status["metrics_file"])
 
 

@@ -7,12 +7,12 @@ it never holds a secret.
 from __future__ import annotations
 
 from ..files import write_atomic
-from .status_file import COUNTS, Status, mode
+from .status_file import COUNTS, Status
 
 
 def write(path: str, status: Status) -> None:
     """Replace the metrics file atomically with :func:`metrics`. Raises OSError."""
-    write_atomic(path, metrics(status).encode("utf-8"), mode(path))
+    write_atomic(path, metrics(status).encode("utf-8"))
 
 
 def metrics(status: Status) -> str:

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -144,7 +143,7 @@ def read(path: str) -> Status | None:
 
 def write(path: str, status: Status) -> None:
     """Replace the status file atomically. Raises OSError with the old file left as it was."""
-    write_atomic(path, (json.dumps(_encode(status), indent=2) + "\n").encode("utf-8"), mode(path))
+    write_atomic(path, (json.dumps(_encode(status), indent=2) + "\n").encode("utf-8"))
 
 
 def _epoch(text: str | None) -> float | None:
@@ -202,14 +201,6 @@ def _decode(data: dict[str, Any]) -> Status:
         backfill_done=None if done is None else int(done),
         totals={_RENAMED.get(key, key): int(value) for key, value in data.get("totals", {}).items()},
     )
-
-
-def mode(path: str) -> int:
-    """Keep a file's permission bits; a new status or metrics file is readable by everyone (no secrets)."""
-    try:
-        return os.stat(path).st_mode & 0o7777
-    except FileNotFoundError:
-        return 0o644
 
 
 def _reason(exc: Exception) -> str:
