@@ -33,6 +33,7 @@ from .jsontext import decode_keeping
 from .logs import redact
 from .models import ThreatRef
 from .retry import Retrier, Throttle, TryAgain, retry_after
+from .tls import not_found, tls_problem
 from .version import __version__
 
 log = logging.getLogger(__name__)
@@ -221,11 +222,8 @@ class ApiClient:
             response = self._session().request(
                 method, self.base_url + path, params=params, timeout=self.api.timeout, verify=self.api.verify
             )
-        except requests.exceptions.SSLError:
-            raise ApiUnavailable(
-                f"TLS verification of {urlsplit(self.base_url).hostname} failed; "
-                "set [pm_api] ca_bundle to the CA that signed its certificate"
-            ) from None
+        except requests.exceptions.SSLError as exc:
+            raise ApiUnavailable(tls_problem(exc, urlsplit(self.base_url).hostname or "")) from None
         except requests.exceptions.InvalidProxyURL:
             raise ApiUnavailable("the proxy URL in [local_proxy] is not usable") from None
         except _RETRYABLE as exc:
@@ -242,6 +240,8 @@ class ApiClient:
                 f"the API does not know the stored position {params['position']} (HTTP 400); "
                 "to recover, empty [pm_api] position in config.ini: the next run backfills from init_date"
             )
+        if status == 404:
+            raise ApiResponseError(not_found(method, self.base_url, path))
         if status >= 300:
             answer = redact(response.text, self._credentials)  # a server or proxy may echo the request
             raise ApiResponseError(f"{method} {path} answered HTTP {status}: {_snippet(answer)}")

@@ -314,11 +314,12 @@ def tls_config(folder: Path, front: TlsFront, **pm_api: str) -> Path:
 
 
 @pytest.mark.parametrize(
-    ("bundle", "host"),
-    [(None, "127.0.0.1"), ("another CA", "127.0.0.1"), ("the CA", "api.example.com")],
+    ("bundle", "host", "refusal"),
+    [(None, "127.0.0.1", "is not trusted"), ("another CA", "127.0.0.1", "is not trusted"),
+     ("the CA", "api.example.com", "is for another host name")],
     ids=["no-ca_bundle", "ca_bundle-of-another-ca", "certificate-for-another-host"],
 )
-def test_tls_is_verified_by_default_and_an_unproven_server_is_refused(tmp_path, simulator, ca, bundle, host):
+def test_tls_is_verified_by_default_and_an_unproven_server_is_refused(tmp_path, simulator, ca, bundle, host, refusal):
     if bundle is not None:
         (ca if bundle == "the CA" else trustme.CA()).cert_pem.write_to_path(str(tmp_path / "ca.pem"))
     front = TlsFront(ca.issue_cert(host), simulator.url)
@@ -330,7 +331,7 @@ def test_tls_is_verified_by_default_and_an_unproven_server_is_refused(tmp_path, 
         front.close()
 
     assert result.returncode == checked.returncode == 69
-    assert "TLS verification of 127.0.0.1 failed; set [pm_api] ca_bundle" in result.stderr
+    assert f"the TLS certificate of 127.0.0.1 {refusal}" in result.stderr
     assert simulator.requests == []
     assert front.handshakes_failed >= 2
 
