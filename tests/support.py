@@ -72,14 +72,14 @@ def run_cli(
 
 
 def run_cli_on_a_terminal(
-    config: Path, *args: str, answer: str | None = None, timeout: float = 60
+    config: Path, *args: str, answer: str | None = None, timeout: float = 60, columns: int = 120
 ) -> tuple[int, str, float]:
-    """The CLI with a 120x40 terminal as stdin, stdout and stderr, ``answer`` typed at its prompt.
+    """The CLI with a ``columns`` x 40 terminal as stdin, stdout and stderr, ``answer`` typed at its prompt.
 
     Returns its exit code, everything it wrote, and how long it ran.
     """
     leader, follower = pty.openpty()
-    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, columns, 0, 0))
     started = time.monotonic()
     process = subprocess.Popen(cli_command(config, *args), stdin=follower, stdout=follower, stderr=follower, cwd=ROOT)
     os.close(follower)
