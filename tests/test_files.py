@@ -102,7 +102,7 @@ def test_a_link_planted_where_the_stix_state_folder_goes_fails_the_run(tmp_path,
     result = run_cli(config)
 
     assert result.returncode == 74, result.stderr
-    assert f"cannot create the folder {link}: {link} is a symbolic link" in result.stderr
+    assert f"cannot prepare the folder {link}: {link} is a symbolic link" in result.stderr
     assert untouched(elsewhere)
 
 
