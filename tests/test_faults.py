@@ -1,11 +1,13 @@
 """The API misbehaves: every fault ends in a correct sync, or in a non-zero exit that advanced nothing.
 
-Each test starts from a store and config.ini that a clean run synced, lets the vendor publish
+Each test starts from a store and config.ini that a clean run synced, and a simulator of its
+own serving the same threats (so no test sees another's changes), lets the vendor publish
 changes, injects one of the simulator's faults and runs the real CLI. A fault that stops
 before the retries run out must end in a correct sync; one that outlasts them must end with
 exit 69, one line on stderr, config.ini byte for byte as it was and the store untouched, and
 the next run must then complete the sync. The simulator's request log shows that retries are
-bounded and back off. Every run logs at ``log_level = debug``, and every log line, stdout and
+bounded and back off: only lower bounds on waits (a busy machine only lengthens them) and
+counts, never an upper bound on a time. Every run logs at ``log_level = debug``, and every log line, stdout and
 stderr is searched for the API password.
 """
 
@@ -13,10 +15,9 @@ from __future__ import annotations
 
 import base64
 import itertools
+import re
 import shutil
 import sqlite3
-import threading
-import time
 from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,8 +31,11 @@ from phishme_intel.simulator import Dataset, RequestRecord, Simulator
 
 MAX_RETRIES = 3
 BACKOFF = 0.05
-TIMEOUT = 1.0
+TIMEOUT = 30.0  # no answer of a busy machine is that slow: a retry is always the fault's doing
+STALL_TIMEOUT = 1.0  # the timeout of the stall tests, whose stalls last until the simulator stops
+STALL = 600.0
 PAGE = 50
+DATASET = {"seed": 31, "malware": 150, "phish": 40, "days": 10}
 SECRETS = (PASSWORD, quote(PASSWORD, safe=""), base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode())
 
 
@@ -51,9 +55,9 @@ class Feed:
 
 
 @pytest.fixture(scope="module")
-def feed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Feed]:
-    dataset = Dataset(seed=31, malware=150, phish=40, days=10)
-    with Simulator(dataset, user=USER, password=PASSWORD, updates_page_size=PAGE) as simulator:
+def synced(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder one clean run synced from a simulator serving ``DATASET``."""
+    with Simulator(Dataset(**DATASET), user=USER, password=PASSWORD, updates_page_size=PAGE) as simulator:
         folder = tmp_path_factory.mktemp("synced")
         config = write_config(
             folder, simulator.url,
@@ -64,19 +68,28 @@ def feed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Feed]:
         first = run_cli(config)
         assert first.returncode == 0, first.stderr
         (folder / "phishme_intel.log").unlink()
-        yield Feed(simulator, folder)
+    return folder
+
+
+@pytest.fixture
+def feed(synced: Path) -> Iterator[Feed]:
+    """A new simulator serving ``DATASET`` as the synced folder last saw it (a dataset's changelog
+    positions follow from its parameters), with the same changes published in every test."""
+    with Simulator(Dataset(**DATASET), user=USER, password=PASSWORD, updates_page_size=PAGE) as simulator:
+        feed = Feed(simulator, synced)
+        feed.publish()
+        yield feed
 
 
 @pytest.fixture
 def config(feed: Feed, tmp_path: Path) -> Iterator[Path]:
-    """A copy of the synced folder, with changes waiting in the feed; no request seen yet.
+    """A copy of the synced folder pointing at ``feed``'s simulator; no request seen yet.
 
     Every fault a test queues must have been used up by the end of the test.
     """
     for name in ("config.ini", "phishme_intel.sqlite3"):
         shutil.copy2(feed.synced / name, tmp_path / name)
-    feed.publish()
-    feed.simulator.reset_stats()
+    set_api_options(tmp_path / "config.ini", base_url=feed.simulator.url)
     yield tmp_path / "config.ini"
     assert len(feed.simulator.faults) == 0, "a queued fault was never reached"
 
@@ -152,15 +165,16 @@ def test_a_fault_that_passes_within_the_retries_ends_in_a_correct_sync(config, f
 
 
 def test_a_stall_longer_than_the_timeout_is_abandoned_and_retried(config, feed):
-    feed.simulator.faults.add("stall", times=1, path=UPDATES, seconds=TIMEOUT + 1)
+    set_api_options(config, timeout=str(STALL_TIMEOUT))
+    feed.simulator.faults.add("stall", times=1, path=UPDATES, seconds=STALL)
 
     code, stderr = sync(config)
 
-    assert code == 0, stderr
+    assert code == 0, stderr  # the stalled answer never came: the run gave up on it
     assert_synced(config, feed)
     first = attempts(feed.simulator.requests, UPDATES)[0]
     assert len(first) == 2
-    assert TIMEOUT <= first[1] - first[0] < TIMEOUT + 1
+    assert first[1] - first[0] >= STALL_TIMEOUT
     assert "failed (timed out); retry 1 of 3" in (config.parent / "phishme_intel.log").read_text()
 
 
@@ -180,8 +194,10 @@ PERSISTENT = [
 
 @pytest.mark.parametrize(("kind", "path", "reason"), PERSISTENT)
 def test_a_fault_that_outlasts_the_retries_exits_69_having_advanced_nothing(config, feed, kind, path, reason):
+    if kind == "stall":
+        set_api_options(config, timeout=str(STALL_TIMEOUT))
     before, held = config.read_bytes(), rows(config)
-    seconds = TIMEOUT + 0.5 if kind == "stall" else None
+    seconds = STALL if kind == "stall" else None
     feed.simulator.faults.add(kind, times=1000, path=path, seconds=seconds)  # every request to path fails
 
     code, stderr = sync(config)
@@ -211,9 +227,8 @@ def test_retries_back_off_exponentially_with_jitter(config, feed):
     first = attempts(feed.simulator.requests, UPDATES)[0]
     gaps = [later - earlier for earlier, later in itertools.pairwise(first)]
     assert len(gaps) == MAX_RETRIES
-    for retry, gap in enumerate(gaps):
-        delay = BACKOFF * 2**retry
-        assert delay / 2 <= gap <= delay + 0.25, gaps
+    # retry k waits at least half of BACKOFF * 2**k (the other half is jitter)
+    assert [gap >= BACKOFF * 2**retry / 2 for retry, gap in enumerate(gaps)] == [True] * MAX_RETRIES, gaps
 
 
 def test_retry_after_is_honoured_before_the_next_attempt(config, feed):
@@ -224,7 +239,9 @@ def test_retry_after_is_honoured_before_the_next_attempt(config, feed):
     assert code == 0, stderr
     first = attempts(feed.simulator.requests, UPDATES)[0]
     assert len(first) == 3
-    assert all(1.0 <= later - earlier < 1.6 for earlier, later in itertools.pairwise(first))
+    assert all(later - earlier >= 1.0 for earlier, later in itertools.pairwise(first))
+    log = (config.parent / "phishme_intel.log").read_text()
+    assert re.findall(r"retry \d of 3 in ([\d.]+) s", log) == ["1.0", "1.0"]  # not the back-off
 
 
 def test_a_429_with_retry_after_holds_back_every_worker(config, feed):
@@ -236,9 +253,11 @@ def test_a_429_with_retry_after_holds_back_every_worker(config, feed):
 
     assert code == 0, stderr
     assert_synced(config, feed)
+    # in the second after the 429, at most the request each other worker had in flight and one
+    # it may have sent before the pause began
     records = feed.simulator.requests
     limited = next(record.time for record in records if record.status == 429)
-    assert [r for r in records if limited + 0.1 < r.time < limited + 0.9] == []
+    assert len([r for r in records if limited < r.time < limited + 1.0]) <= 2 * 3
     assert len(records) > 10
 
 
@@ -246,32 +265,16 @@ def test_a_fault_midway_keeps_the_committed_pages_and_the_next_run_completes(con
     feed.publish(republish=150)
     start = next(line for line in config.read_text().splitlines() if line.startswith("position = "))[11:]
     after_first_page = feed.dataset.updates_after(start, PAGE)[1]
-    feed.simulator.latency = 0.2
-    watcher = threading.Thread(target=_fail_updates_after_the_first_page, args=(feed.simulator,))
-    watcher.start()
-    try:
-        code, stderr = sync(config)
-    finally:
-        watcher.join()
-        feed.simulator.latency = 0.0
+    # the first changelog page is answered, the next one fails every attempt
+    feed.simulator.faults.add("503", times=MAX_RETRIES + 1, path=UPDATES, after=1)
+
+    code, stderr = sync(config)
 
     assert code == 69
     assert f"position = {after_first_page}\n" in config.read_text()
     code, stderr = sync(config)
     assert code == 0, stderr
     assert_synced(config, feed)
-
-
-def _fail_updates_after_the_first_page(simulator: Simulator) -> None:
-    """Once the first changelog page is answered, the next one fails every attempt.
-
-    The simulator checks for a fault after its latency, so the fault is queued in time.
-    """
-    deadline = time.monotonic() + 10
-    while not any(r.path == UPDATES for r in simulator.requests):
-        assert time.monotonic() < deadline
-        time.sleep(0.005)
-    simulator.faults.add("503", times=MAX_RETRIES + 1, path=UPDATES)
 
 
 def test_an_unknown_position_exits_65_says_how_to_recover_and_changes_nothing(config, feed):
