@@ -265,25 +265,32 @@ def test_a_session_reuses_one_connection(sim: Simulator, session: requests.Sessi
     ]
 
 
-def test_latency_delays_api_answers_without_blocking_others(dataset: Dataset) -> None:
+def test_latency_delays_api_answers(dataset: Dataset) -> None:
     with Simulator(dataset, user=USER, password=PASSWORD, latency=0.3) as sim:
         started = time.monotonic()
-        threads = [
-            threading.Thread(
-                target=requests.get, args=(f"{sim.url}/feed/",), kwargs={"auth": (USER, PASSWORD), "timeout": 5}
-            )
-            for _ in range(3)
-        ]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        elapsed = time.monotonic() - started
-        control_started = time.monotonic()
-        requests.get(sim.url.removesuffix("/apiv1") + "/_sim/stats", timeout=5)
-        assert 0.3 <= elapsed < 0.75  # one after the other would take 0.9 s
-        assert [record.status for record in sim.requests] == [200, 200, 200]
-        assert time.monotonic() - control_started < 0.2
+        requests.get(f"{sim.url}/feed/", auth=(USER, PASSWORD), timeout=5)
+        assert time.monotonic() - started >= 0.3
+
+
+def test_held_requests_wait_together_until_released_and_control_requests_are_never_held(sim: Simulator) -> None:
+    sim.hold(after=1)
+    answers: list[int] = []
+
+    def get() -> None:
+        answers.append(requests.get(f"{sim.url}/feed/", auth=(USER, PASSWORD), timeout=60).status_code)
+
+    get()  # the one let through
+    threads = [threading.Thread(target=get) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    assert sim.wait_until_held(3)  # three answers at once: one does not block another
+    stats = requests.get(sim.url.removesuffix("/apiv1") + "/_sim/stats", timeout=5).json()
+    assert (answers, stats["requests"]) == ([200], 1)
+    sim.release()
+    for thread in threads:
+        thread.join()
+    assert answers == [200] * 4
+    assert [record.status for record in sim.requests] == [200] * 4
 
 
 @pytest.mark.parametrize(

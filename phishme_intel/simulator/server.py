@@ -1,4 +1,7 @@
-"""The simulator's HTTP server: authentication, latency, faults, statistics, control endpoints.
+"""The simulator's HTTP server: authentication, latency, faults, holding, statistics, control endpoints.
+
+A test can hold requests (:meth:`Simulator.hold`): the client waits, unanswered, until the test
+releases them, so "the run is still at its Nth request" is an event, not a guess about time.
 
 API paths live under ``/apiv1`` and need HTTP Basic authentication. Parameters are read from
 the query string and from a form-encoded body, merged. Control endpoints (no authentication,
@@ -71,6 +74,10 @@ class Simulator:
         self._credentials = (user.encode(), password.encode())
         self._address = (host, port)
         self._lock = threading.Lock()
+        self._gate = threading.Condition(self._lock)
+        self._holding = False
+        self._let_through = 0
+        self._held = 0
         self._requests: list[RequestRecord] = []
         self._connections = 0
         self._stopping = threading.Event()
@@ -98,6 +105,8 @@ class Simulator:
             return
         server.shutdown()
         self._stopping.set()
+        with self._gate:
+            self._gate.notify_all()
         server.close_connections()
         server.server_close()
         thread.join()
@@ -156,6 +165,37 @@ class Simulator:
     def _record(self, record: RequestRecord) -> None:
         with self._lock:
             self._requests.append(record)
+
+    # -- holding requests --
+
+    def hold(self, after: int = 0) -> None:
+        """Let ``after`` more API requests through, then keep each later one waiting until :meth:`release`."""
+        with self._gate:
+            self._holding, self._let_through = True, after
+
+    def release(self) -> None:
+        """Answer the held requests, and hold no more."""
+        with self._gate:
+            self._holding = False
+            self._gate.notify_all()
+
+    def wait_until_held(self, count: int = 1, timeout: float = 60.0) -> bool:
+        """Whether ``count`` requests are being held, waiting at most ``timeout`` seconds for them."""
+        with self._gate:
+            return self._gate.wait_for(lambda: self._held >= count, timeout)
+
+    def _pass_gate(self) -> None:
+        """Return at once, or once released when holding (or when the simulator stops)."""
+        with self._gate:
+            if not self._holding:
+                return
+            if self._let_through > 0:
+                self._let_through -= 1
+                return
+            self._held += 1
+            self._gate.notify_all()
+            self._gate.wait_for(lambda: not self._holding or self._stopping.is_set())
+            self._held -= 1
 
     # -- answers --
 
@@ -278,6 +318,7 @@ class _Handler(BaseHTTPRequestHandler):
             simulator._connected()
         under_api = url.path == _PREFIX or url.path.startswith(_PREFIX + "/")
         path = url.path.removeprefix(_PREFIX) if under_api else url.path
+        simulator._pass_gate()
         simulator.pause(simulator.latency)
         fault = simulator.faults.take(path)
         kind = fault.kind if fault else None
