@@ -408,7 +408,7 @@ def test_max_eps_spaces_the_events(tmp_path):
     elapsed = time.monotonic() - started
 
     assert len(listener.messages()) == 11
-    assert 0.19 <= elapsed < 2, "10 intervals of 1/50 s"
+    assert elapsed >= 10 / 50, "10 intervals of 1/50 s"  # at least: a busy machine only adds to it
     listener.close()
 
 
