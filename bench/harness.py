@@ -7,20 +7,19 @@ simulator is ``python -m phishme_intel.simulator`` and the sync is ``phishme_to_
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 import subprocess
 import sys
 import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
-from typing import Any
 
-from configupdater import ConfigUpdater
+from phishme_intel.simulator.process import SimulatorProcess
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.append(str(ROOT / "tests"))
+from support import config_from_example  # noqa: E402 - the tests' support module is its one home
+
 #: 32 characters each, like the vendor's API tokens (phishme-intelligence 4.8 refuses shorter ones)
 USER, PASSWORD = "benchtoken" + "0" * 22, "benchsecret" + "0" * 21
 DAYS = 30
@@ -59,56 +58,21 @@ class SyncRun:
     by_path: dict[str, int]
 
 
-class SimulatorProcess:
-    """``python -m phishme_intel.simulator`` serving one workload's dataset, as a context manager."""
+class BenchSimulator(SimulatorProcess):
+    """The simulator process serving one workload's dataset, pre-rendered."""
 
     def __init__(self, work: Path, workload: Workload, profile: str, detections: int | None) -> None:
-        port_file = work / "simulator.port"
         sizes = ["--profile", profile] + ([] if detections is None else ["--detections", str(detections)])
-        self._process = subprocess.Popen(
-            [
-                sys.executable, "-m", "phishme_intel.simulator", "--port-file", str(port_file),
-                "--seed", str(workload.seed), "--malware", str(workload.malware), "--phish", str(workload.phish),
-                "--days", str(DAYS), *sizes, "--latency-ms", str(workload.latency_ms),
-                "--user", USER, "--password", PASSWORD, "--prerender",
-            ],
-            stdout=subprocess.DEVNULL,
-            cwd=ROOT,
+        super().__init__(
+            work, "--seed", str(workload.seed), "--malware", str(workload.malware), "--phish", str(workload.phish),
+            "--days", str(DAYS), *sizes, "--latency-ms", str(workload.latency_ms),
+            "--user", USER, "--password", PASSWORD, "--prerender", cwd=ROOT,
         )
-        port = _wait_for_port(port_file, self._process)
-        self.url = f"http://127.0.0.1:{port}/apiv1"
-        self._control = f"http://127.0.0.1:{port}/_sim"
-
-    def __enter__(self) -> SimulatorProcess:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
-    ) -> None:
-        self._process.terminate()
-        self._process.wait(timeout=30)
-
-    def control(self, method: str, path: str) -> Any:
-        """Call a ``/_sim`` control endpoint; returns its JSON answer."""
-        request = urllib.request.Request(f"{self._control}/{path}", method=method)
-        with urllib.request.urlopen(request, timeout=600) as answer:
-            return json.load(answer)
 
     def cpu_seconds(self) -> float:
         """User + system CPU time the simulator process has used so far."""
-        fields = Path(f"/proc/{self._process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / _TICKS
-
-
-def _wait_for_port(port_file: Path, process: subprocess.Popen[bytes]) -> int:
-    deadline = time.monotonic() + 600
-    while time.monotonic() < deadline:
-        if port_file.exists() and port_file.read_text().strip():
-            return int(port_file.read_text())
-        if process.poll() is not None:
-            raise SystemExit("the simulator exited before it was ready")
-        time.sleep(0.05)
-    raise SystemExit("the simulator did not start within 600 s")
 
 
 def write_config(work: Path, url: str, concurrency: int, rate: float) -> Path:
@@ -117,29 +81,21 @@ def write_config(work: Path, url: str, concurrency: int, rate: float) -> Path:
     ``rate`` is ``max_requests_per_second``; the benchmark's default 0 (no limit), as the
     default limit of 10 would make it measure the limit, not the sync.
     """
-    updater = ConfigUpdater()
-    updater.read(ROOT / "config.ini.example")
-    api = updater["pm_api"]
-    api["base_url"] = url
-    api["user"] = USER
-    api["pass"] = PASSWORD
-    api["init_date"] = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=DAYS + 1)).strftime("%Y-%m-%d")
-    api["concurrency"] = str(concurrency)
-    api["max_requests_per_second"] = f"{rate:g}"
-    config = work / "config.ini"
-    config.write_text(str(updater))
-    os.chmod(config, 0o600)
-    return config
+    init_date = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=DAYS + 1)).strftime("%Y-%m-%d")
+    return config_from_example(work, pm_api={
+        "base_url": url, "user": USER, "pass": PASSWORD, "init_date": init_date,
+        "concurrency": str(concurrency), "max_requests_per_second": f"{rate:g}",
+    })
 
 
-def run_sync(config: Path, simulator: SimulatorProcess) -> SyncRun:
+def run_sync(config: Path, simulator: BenchSimulator) -> SyncRun:
     """Run ``phishme_to_product.py -conf config`` to completion; fails loudly if it fails."""
     as_root = ["--allow-root"] if os.geteuid() == 0 else []
     return run_process([sys.executable, str(ROOT / "phishme_to_product.py"), "-conf", str(config), *as_root],
                        config.parent, simulator)
 
 
-def run_process(argv: list[str], work: Path, simulator: SimulatorProcess) -> SyncRun:
+def run_process(argv: list[str], work: Path, simulator: BenchSimulator) -> SyncRun:
     """Run ``argv`` in ``work`` to completion, measured; fails loudly if it exits non-zero.
 
     The peak RSS is the process's own high-water mark (``VmHWM``), read until it exits: the

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import floors
 import vendor
-from harness import DAYS, PASSWORD, ROOT, USER, SimulatorProcess, SyncRun, Workload, run_sync, write_config
+from harness import DAYS, PASSWORD, ROOT, USER, BenchSimulator, SyncRun, Workload, run_sync, write_config
 
 from phishme_intel.simulator.threats import PROFILES
 
@@ -84,7 +84,7 @@ def measure(workload: Workload, setup: Setup) -> Result:
     """One workload, start to end, in a fresh temporary folder."""
     with tempfile.TemporaryDirectory(prefix="phishme-bench-") as folder:
         work = Path(folder)
-        with SimulatorProcess(work, workload, setup.profile, setup.detections) as simulator:
+        with BenchSimulator(work, workload, setup.profile, setup.detections) as simulator:
             config = write_config(work, simulator.url, setup.concurrency, setup.rate)
             begin = int(dt.datetime.combine(
                 dt.date.today() - dt.timedelta(days=DAYS + 1), dt.time(), dt.timezone.utc

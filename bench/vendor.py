@@ -20,7 +20,7 @@ import sys
 import venv
 from pathlib import Path
 
-from harness import DAYS, PASSWORD, USER, SimulatorProcess, SyncRun, run_process
+from harness import DAYS, PASSWORD, USER, BenchSimulator, SyncRun, run_process
 
 RELEASE = "4.8.0"
 _PACKAGE = f"phishme-intelligence=={RELEASE}"
@@ -97,7 +97,7 @@ def write_config(work: Path, url: str) -> Path:
     return config
 
 
-def run(python: Path, config: Path, simulator: SimulatorProcess, expected: int) -> SyncRun:
+def run(python: Path, config: Path, simulator: BenchSimulator, expected: int) -> SyncRun:
     """One run of phishme-intelligence on ``config``; fails loudly unless it completed and processed ``expected``."""
     folder = config.parent
     log = folder / "pi.log"

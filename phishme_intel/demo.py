@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import os
 import shutil
 import sqlite3
@@ -19,8 +18,9 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
+
+from .simulator.process import SimulatorProcess
 
 CONFIG = """\
 # written by python -m phishme_intel.demo for the bundled simulator; see config.ini.example
@@ -48,42 +48,26 @@ def main() -> int:
     work = Path(args.dir).resolve()
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    port_file = work / "simulator.port"
-    simulator = subprocess.Popen(
-        [sys.executable, "-m", "phishme_intel.simulator", "--port-file", str(port_file),
-         "--malware", str(args.malware), "--phish", str(args.phish), "--days", "30",
-         "--user", "demo", "--password", "demo-secret"],
-        stdout=subprocess.DEVNULL,
-    )
     try:
-        port = _wait_for(port_file, simulator)
-        control = f"http://127.0.0.1:{port}/_sim"
-        config = _write_config(work, f"http://127.0.0.1:{port}/apiv1")
-        print(f"simulator: {args.malware} malware + {args.phish} phish threats on 127.0.0.1:{port}")
+        simulator = SimulatorProcess(
+            work, "--malware", str(args.malware), "--phish", str(args.phish), "--days", "30",
+            "--user", "demo", "--password", "demo-secret", timeout=60,
+        )
+    except RuntimeError as exc:
+        raise SystemExit(str(exc)) from None
+    with simulator:
+        config = _write_config(work, simulator.url)
+        print(f"simulator: {args.malware} malware + {args.phish} phish threats on 127.0.0.1:{simulator.port}")
         code = _sync("backfill", config)
         if code:
             return code
-        changed = _post(f"{control}/mutate?republish=200&delete=40&add_malware=50&add_phish=10")
+        changed = simulator.control("POST", "mutate?republish=200&delete=40&add_malware=50&add_phish=10")
         print(f"simulator: published updates and deletions {_counts(changed)}")
         code = _sync("updates", config)
         if code:
             return code
         _summary(work / "phishme_intel.sqlite3", config)
         return 0
-    finally:
-        simulator.terminate()
-        simulator.wait(timeout=10)
-
-
-def _wait_for(port_file: Path, simulator: subprocess.Popen[bytes]) -> int:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if port_file.exists() and port_file.read_text().strip():
-            return int(port_file.read_text())
-        if simulator.poll() is not None:
-            raise SystemExit("the simulator exited before it was ready")
-        time.sleep(0.05)
-    raise SystemExit("the simulator did not start within 60 s")
 
 
 def _write_config(work: Path, base_url: str) -> Path:
@@ -105,12 +89,6 @@ def _sync(step: str, config: Path) -> int:
     if result.returncode:
         print(f"see the log: {config.parent / 'phishme_intel.log'}")
     return result.returncode
-
-
-def _post(address: str) -> dict[str, object]:
-    request = urllib.request.Request(address, method="POST")
-    with urllib.request.urlopen(request, timeout=30) as answer:
-        return json.load(answer)
 
 
 def _counts(changed: dict[str, object]) -> str:

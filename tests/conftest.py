@@ -1,13 +1,16 @@
-"""Fixtures: a running API simulator over real loopback HTTP, and a config.ini pointing at it."""
+"""Fixtures: a running API simulator over real loopback HTTP, a config.ini pointing at it, and a
+certificate authority for the TLS servers of the tests."""
 
 from __future__ import annotations
 
 import os
 import shutil
+import ssl
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import trustme
 from support import PASSWORD, USER, Unprivileged, write_config
 
 from phishme_intel.simulator import Dataset, Simulator
@@ -38,3 +41,25 @@ def unprivileged(tmp_path: Path) -> Unprivileged:
     if os.geteuid() == 0 and shutil.which("setpriv") is None:
         pytest.skip("running as root without setpriv (util-linux): file permissions cannot bite")
     return Unprivileged(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def ca() -> trustme.CA:
+    """The certificate authority of the tests' TLS servers (a test that needs a stranger makes its own)."""
+    return trustme.CA()
+
+
+@pytest.fixture
+def ca_file(ca: trustme.CA, tmp_path: Path) -> Path:
+    """``ca``'s certificate in a PEM file, for a ``ca_bundle`` key."""
+    path = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(path))
+    return path
+
+
+@pytest.fixture
+def server_tls(ca: trustme.CA) -> ssl.SSLContext:
+    """A TLS server context with a certificate from ``ca`` for ``localhost`` and ``127.0.0.1``."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("localhost", "127.0.0.1").configure_cert(context)
+    return context

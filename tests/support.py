@@ -14,9 +14,11 @@ import termios
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from configupdater import ConfigUpdater
 
+from phishme_intel.config import ApiSettings
 from phishme_intel.models import Threat, parse_threat
 from phishme_intel.simulator import Dataset
 
@@ -31,19 +33,14 @@ def days_ago(days: int) -> str:
     return (dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def write_config(folder: Path, base_url: str, **sections: dict[str, str]) -> Path:
-    """config.ini.example with the simulator's URL and credentials, fast retries, and ``sections`` applied.
+def config_from_example(folder: Path, **sections: dict[str, str]) -> Path:
+    """``folder/config.ini`` (mode 600): config.ini.example with ``sections`` applied (the benchmarks use it too).
 
-    ``write_config(tmp, url, pm_api={"concurrency": "2"}, integration_x={"use": "True"})``;
+    ``config_from_example(tmp, pm_api={"concurrency": "2"}, integration_x={"use": "True"})``;
     a section that does not exist is added at the end.
     """
     updater = ConfigUpdater()
     updater.read(EXAMPLE)
-    defaults = {
-        "base_url": base_url, "user": USER, "pass": PASSWORD, "init_date": days_ago(25),
-        "retry_backoff": "0.01", "max_requests_per_second": "0", "timeout": "5", "max_retries": "3",
-    }
-    sections = {**sections, "pm_api": {**defaults, **sections.get("pm_api", {})}}
     for name, values in sections.items():
         if not updater.has_section(name):
             updater.add_section(name)
@@ -53,6 +50,30 @@ def write_config(folder: Path, base_url: str, **sections: dict[str, str]) -> Pat
     path.write_text(str(updater))
     os.chmod(path, 0o600)
     return path
+
+
+def write_config(folder: Path, base_url: str, **sections: dict[str, str]) -> Path:
+    """:func:`config_from_example` with the simulator's URL and credentials, fast retries, and ``sections``."""
+    defaults = {
+        "base_url": base_url, "user": USER, "pass": PASSWORD, "init_date": days_ago(25),
+        "retry_backoff": "0.01", "max_requests_per_second": "0", "timeout": "5", "max_retries": "3",
+    }
+    return config_from_example(folder, **{**sections, "pm_api": {**defaults, **sections.get("pm_api", {})}})
+
+
+def api_settings(base_url: str, **changes: Any) -> ApiSettings:
+    """ApiSettings for the simulator at ``base_url``, ``changes`` applied.
+
+    Fast retries, no rate limit, and a timeout no answer of a busy machine reaches, so that
+    every retry a test counts is the doing of the fault it injected.
+    """
+    values: dict[str, Any] = {
+        "base_url": base_url, "user": USER, "password": PASSWORD, "verify": True,
+        "init_date": dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc), "results_per_page": 100, "window_hours": 24,
+        "max_retries": 3, "retry_backoff": 0.05, "timeout": 30.0, "expired_threat_days": 0, "concurrency": 2,
+        "max_requests_per_second": 0, "malware": True, "phish": True,
+    }
+    return ApiSettings(**{**values, **changes})
 
 
 def cli_command(config: Path, *args: str) -> list[str]:

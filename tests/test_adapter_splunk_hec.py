@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import logging
 import socket
-import ssl
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import trustme
 from contract import AdapterContract, deliver
 from hec_collector import TOKEN, Collector, parse_events, serving
 from support import run_cli, sample_threats, write_config
@@ -28,15 +26,8 @@ def collector() -> Iterator[Collector]:
 
 
 @pytest.fixture
-def ca() -> trustme.CA:
-    return trustme.CA()
-
-
-@pytest.fixture
-def tls_collector(ca) -> Iterator[Collector]:
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("localhost").configure_cert(context)
-    with serving(Collector(context)) as server:
+def tls_collector(server_tls) -> Iterator[Collector]:
+    with serving(Collector(server_tls)) as server:
         yield server
 
 
@@ -223,11 +214,9 @@ def test_tls_is_verified_by_default_so_an_unknown_ca_is_refused(tls_collector):
     assert tls_collector.events == []
 
 
-def test_tls_succeeds_with_the_collectors_ca_bundle(tmp_path, ca, tls_collector):
-    bundle = tmp_path / "ca.pem"
-    ca.cert_pem.write_to_path(str(bundle))
+def test_tls_succeeds_with_the_collectors_ca_bundle(ca_file, tls_collector):
     threats = sample_threats()
-    deliver(hec(tls_collector.url, ca_bundle=str(bundle)), threats)
+    deliver(hec(tls_collector.url, ca_bundle=str(ca_file)), threats)
     assert tls_collector.held() == {t.ref for t in threats}
 
 

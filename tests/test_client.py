@@ -2,34 +2,21 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import itertools
 import logging
 
 import pytest
-from support import PASSWORD, USER
+from support import PASSWORD, api_settings
 
 from phishme_intel.client import ApiClient
-from phishme_intel.config import ApiSettings
 from phishme_intel.errors import ApiUnavailable, AuthError, UnknownPosition
 from phishme_intel.logs import logging_to
 from phishme_intel.models import ThreatRef
 
 
-def settings(url, **changes):
-    values = dict(
-        base_url=url, user=USER, password=PASSWORD, verify=True,
-        init_date=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc), results_per_page=100, window_hours=24,
-        max_retries=3, retry_backoff=0.05, timeout=30.0, expired_threat_days=0, concurrency=2,
-        max_requests_per_second=0, malware=True, phish=True,
-    )
-    values.update(changes)
-    return ApiSettings(**values)
-
-
 @pytest.fixture
 def client(simulator):
-    api = ApiClient(settings(simulator.url))
+    api = ApiClient(api_settings(simulator.url))
     yield api
     api.close()
 
@@ -75,7 +62,7 @@ def test_retry_after_is_honoured(client, simulator):
 
 
 def test_a_stall_longer_than_the_timeout_is_retried(simulator):
-    client = ApiClient(settings(simulator.url, timeout=2.0))
+    client = ApiClient(api_settings(simulator.url, timeout=2.0))
     simulator.faults.add("stall", times=1, seconds=600)  # the simulator's stop ends it
 
     client.check()
@@ -85,7 +72,7 @@ def test_a_stall_longer_than_the_timeout_is_retried(simulator):
 
 
 def test_wrong_credentials_raise_auth_error_without_retrying(simulator):
-    client = ApiClient(settings(simulator.url, password="wrong"))
+    client = ApiClient(api_settings(simulator.url, password="wrong"))
 
     with pytest.raises(AuthError, match="HTTP 401"):
         client.check()

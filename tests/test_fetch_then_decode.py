@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from support import PASSWORD, USER, run_cli, store
+from support import api_settings, run_cli, store
 
 from phishme_intel.client import ApiClient, Fetched
-from phishme_intel.config import ApiSettings
 
 
 def client_for(simulator) -> ApiClient:
-    return ApiClient(ApiSettings(
-        base_url=simulator.url, user=USER, password=PASSWORD, verify=True,
-        init_date=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc), results_per_page=100, window_hours=24,
-        max_retries=3, retry_backoff=0.01, timeout=5.0, expired_threat_days=0, concurrency=2,
-        max_requests_per_second=0, malware=True, phish=True,
-    ))
+    return ApiClient(api_settings(simulator.url, retry_backoff=0.01))
 
 
 def test_a_fetched_page_decodes_to_what_a_search_returns(simulator):

@@ -2,26 +2,17 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from support import PASSWORD, USER
+from support import api_settings
 
 from phishme_intel.client import ApiClient
-from phishme_intel.config import ApiSettings
 from phishme_intel.models import ThreatRef
 
 
 def client_for(simulator, **changes) -> ApiClient:
-    values = dict(
-        base_url=simulator.url, user=USER, password=PASSWORD, verify=True,
-        init_date=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc), results_per_page=100, window_hours=24,
-        max_retries=3, retry_backoff=0.05, timeout=5.0, expired_threat_days=0, concurrency=4,
-        max_requests_per_second=0, malware=True, phish=True,
-    )
-    values.update(changes)
-    return ApiClient(ApiSettings(**values))
+    return ApiClient(api_settings(simulator.url, concurrency=4, **changes))
 
 
 def fetch_from_four_workers(client: ApiClient, refs: list[ThreatRef], requests: int) -> None:

@@ -304,11 +304,6 @@ def _pump(source: socket.socket, target: socket.socket) -> None:
                 end.shutdown(socket.SHUT_RDWR)
 
 
-@pytest.fixture
-def ca() -> trustme.CA:
-    return trustme.CA()
-
-
 def tls_config(folder: Path, front: TlsFront, **pm_api: str) -> Path:
     return write_config(folder, f"https://127.0.0.1:{front.port}/apiv1", pm_api={"max_retries": "1", **pm_api})
 
