@@ -24,7 +24,8 @@ import requests
 from phishme_intel.adapters.sqlite import SqliteAdapter
 from phishme_intel.jsontext import decode_keeping
 from phishme_intel.models import parse_threat
-from phishme_intel.sync.backfill import COMMIT_EVERY_THREATS, windows
+from phishme_intel.sync.backfill import windows
+from phishme_intel.sync.engine import Engine
 
 PER_PAGE = 100
 WINDOW_HOURS = 24
@@ -70,7 +71,7 @@ def _store(pages: list[bytes], folder: Path) -> float:
     for batch in batches:
         store.deliver(batch)
         since_commit += len(batch)
-        if since_commit >= COMMIT_EVERY_THREATS:
+        if since_commit >= Engine.commit_every_threats:
             store.commit()
             since_commit = 0
     store.commit()

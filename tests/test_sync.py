@@ -2,18 +2,33 @@
 
 from __future__ import annotations
 
-import importlib
 import sqlite3
+from pathlib import Path
 
 import pytest
 from configupdater import ConfigUpdater
 from support import PASSWORD, USER, store, write_config
 
 import phishme_intel
+from phishme_intel.client import ApiClient
+from phishme_intel.config import load
 from phishme_intel.errors import ApiUnavailable
 from phishme_intel.simulator import Simulator
+from phishme_intel.state import ConfigCheckpoint, Report
+from phishme_intel.sync import synchronize
 
-backfill_module = importlib.import_module("phishme_intel.sync.backfill")
+
+def sync_committing_every_window(config: Path) -> Report:
+    """The sync of ``config``'s adapters, committing the backfill after every window that delivered a threat."""
+    loaded = load(str(config))
+    client = ApiClient(loaded.api, loaded.proxy)
+    try:
+        adapters = [adapter(settings) for adapter, settings in loaded.adapters.values()]
+        return synchronize(
+            client, adapters, ConfigCheckpoint(loaded.path), loaded.api, loaded.state, commit_every_threats=1
+        )
+    finally:
+        client.close()
 
 
 def _state(config):
@@ -84,18 +99,18 @@ def test_replaying_an_already_delivered_page_changes_nothing(config, dataset):
     assert _dump(database) == after_first
 
 
-def test_backfill_interrupted_by_an_outage_resumes_from_its_checkpoint(tmp_path, simulator, dataset, monkeypatch):
-    monkeypatch.setattr(backfill_module, "COMMIT_EVERY_THREATS", 1)
+def test_backfill_interrupted_by_an_outage_resumes_from_its_checkpoint(tmp_path, simulator, dataset):
     config = write_config(tmp_path, simulator.url, pm_api={"max_retries": "1", "concurrency": "1"})
     _fail_after(simulator, 8)
 
     with pytest.raises(ApiUnavailable):
-        phishme_intel.run(str(config))
+        sync_committing_every_window(config)
 
     state = _state(config)
     assert state["position"] == "" and state["backfill_done"]
     done = int(state["backfill_done"])
     assert int(state["backfill_until"]) > done
+    assert done > min(int(r.params["beginTimestamp"][0]) for r in simulator.requests if "beginTimestamp" in r.params)
     simulator.faults.clear()
     simulator.reset_stats()
 
@@ -107,12 +122,11 @@ def test_backfill_interrupted_by_an_outage_resumes_from_its_checkpoint(tmp_path,
     assert _state(config)["position"]
 
 
-def test_deletion_during_an_interrupted_backfill_is_not_lost(tmp_path, simulator, dataset, monkeypatch):
-    monkeypatch.setattr(backfill_module, "COMMIT_EVERY_THREATS", 1)
+def test_deletion_during_an_interrupted_backfill_is_not_lost(tmp_path, simulator, dataset):
     config = write_config(tmp_path, simulator.url, pm_api={"max_retries": "0", "concurrency": "1"})
     _fail_after(simulator, 12)
     with pytest.raises(ApiUnavailable):
-        phishme_intel.run(str(config))
+        sync_committing_every_window(config)
     delivered = store(tmp_path / "phishme_intel.sqlite3")["threats"]
     gone = sorted(delivered)[:3]
     assert len(gone) == 3

@@ -32,6 +32,7 @@ def synchronize(
     api: ApiSettings,
     state: SyncState,
     on_progress: Callable[[Report], None] | None = None,
+    commit_every_threats: int = Engine.commit_every_threats,
 ) -> Report:
     """One sync run: backfill if no position is stored, else follow the updates feed.
 
@@ -39,10 +40,15 @@ def synchronize(
     CheckpointError, or Interrupted when a stop was requested (:mod:`..interrupts`, checked
     before each page or batch is delivered); whatever was stored before stays valid. ``on_progress``
     is called with the report as the run goes, and once more when it ends, however it ends.
+    A backfill commits after a window once ``commit_every_threats`` threats were delivered
+    since its last commit (or half a minute went by).
     """
     fanout = Fanout(adapters)
     pipeline = Pipeline(api.concurrency)
-    run = Engine(client, fanout, checkpoint, api, pipeline, started=time.time(), on_progress=on_progress)
+    run = Engine(
+        client, fanout, checkpoint, api, pipeline, started=time.time(), on_progress=on_progress,
+        commit_every_threats=commit_every_threats,
+    )
     run.report.started = run.started
     with _rare_cycle_collection():
         try:

@@ -30,8 +30,6 @@ from .engine import Engine, log
 from .pipeline import Stream
 from .updates import follow
 
-COMMIT_EVERY_THREATS = 5000
-COMMIT_EVERY_SECONDS = 30.0
 MAX_WINDOW_REFETCH = 3
 
 
@@ -72,7 +70,7 @@ def backfill(run: Engine, state: SyncState) -> None:
         if len(window_totals) > 1:
             since_commit += _refetch(run, window, threat_type)
         window_totals = set()
-        if since_commit >= COMMIT_EVERY_THREATS or time.monotonic() - last_commit >= COMMIT_EVERY_SECONDS:
+        if since_commit >= run.commit_every_threats or time.monotonic() - last_commit >= run.commit_every_seconds:
             run.commit(SyncState(backfill_until=until, backfill_done=window.end))
             log.info("backfill: up to %s delivered (%d threats)", _day(window.end), run.report.delivered)
             since_commit, last_commit = 0, time.monotonic()

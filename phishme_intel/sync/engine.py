@@ -30,6 +30,10 @@ class Engine:
     started: float
     report: Report = field(default_factory=Report)
     on_progress: Callable[[Report], None] | None = None
+    #: A backfill commits (and stores its checkpoint) at the end of the first window after
+    #: this many threats were delivered since its last commit, or after ``commit_every_seconds``.
+    commit_every_threats: int = 5000
+    commit_every_seconds: float = 30.0
 
     @property
     def kinds(self) -> tuple[str, ...]:
