@@ -14,11 +14,12 @@ replaced by each delivery or withdrawal. ``bundle = run`` writes one new bundle 
 ``<folder>/run-<UTC time>.json``, holding what was delivered or withdrawn since the last
 commit, and keeps each threat's latest objects in ``<folder>/.state/`` to revoke them
 later. Nothing reaches a file a platform reads before the commit: until then each threat's
-bundle waits, written and fsynced, in a hidden file beside its final one
-(``.<kind>-<id>.json.pending``; a run that dies leaves them for the next to remove), so the
-memory a run needs does not grow with the number of threats a commit covers. The commit
-writes the run bundle (streamed from those files) and renames each of them over its final
-name; every file appears whole.
+bundle waits in a hidden file beside its final one (``.<kind>-<id>.json.pending``, see
+:class:`~phishme_intel.files.FileBatch`; a run that dies leaves them for the next to
+remove), so the memory a run needs does not grow with the number of threats a commit
+covers. The commit writes the run bundle (streamed from those files), syncs the file system
+once and renames each of them over its final name; every file appears whole. Bundles are
+compact JSON, one line each.
 
 With ``taxii_url`` and ``taxii_collection``, each commit first pushes its objects (each
 version once) to that TAXII 2.1 collection and counts them delivered only when the TAXII
@@ -28,7 +29,6 @@ the files are written after that, and a failed push fails the commit.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import json
 import os
@@ -36,14 +36,12 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from ..errors import AdapterError
-from ..files import folder_problem, fsync_folder, make_folder, open_no_follow, reason, write_atomic_chunks
+from ..files import FileBatch, folder_problem, make_folder, reason, remove_pending, write_atomic_chunks
 from ..models import Threat, ThreatRef
 from ..options import Option, choice, cleartext_problem, integer, number, path, secret, text, url
 from . import _stix
 from ._taxii import TaxiiCollection
 from .base import Adapter
-
-PENDING = ".json.pending"
 
 
 class Stix2Adapter(Adapter):
@@ -87,16 +85,15 @@ class Stix2Adapter(Adapter):
         self.folder: str = settings["folder"]
         self.per_run = settings["bundle"] == "run"
         self.state_folder = os.path.join(self.folder, ".state") if self.per_run else self.folder
-        self._staged: dict[ThreatRef, str] = {}  # threat -> its pending bundle file, in delivery order
+        self._batch = FileBatch()
+        self._staged: dict[ThreatRef, str] = {}  # threat -> its bundle file, in delivery order
         self._taxii: TaxiiCollection | None = None
 
     def open(self) -> None:
         try:
             for folder in dict.fromkeys((self.folder, self.state_folder)):
                 make_folder(folder)
-            for name in os.listdir(self.state_folder):
-                if name.startswith(".") and name.endswith(PENDING):  # left by a run that died before its commit
-                    os.unlink(os.path.join(self.state_folder, name))
+            remove_pending(self.state_folder)  # left by a run that died before its commit
         except OSError as exc:
             raise AdapterError(self.name, f"cannot prepare the folder {exc.filename}: {reason(exc)}") from None
         if self.settings.get("taxii_url"):  # settings built in code may leave out the optional keys
@@ -109,7 +106,7 @@ class Stix2Adapter(Adapter):
     def withdraw(self, refs: Sequence[ThreatRef]) -> None:
         for ref in refs:
             staged = self._staged.get(ref)
-            held = self._read(staged) if staged else self._stored(ref)
+            held = self._read(self._batch.pending(staged)) if staged else self._stored(ref)
             if held is None:
                 self.log.debug("%s %d was never written; nothing to revoke", ref.kind, ref.id)
                 continue
@@ -124,47 +121,35 @@ class Stix2Adapter(Adapter):
             self._taxii.push(self._commit_objects())
         if self.per_run:
             self._write_run_bundle()
-        for ref, staged in self._staged.items():
-            target = self._state_file(ref)
-            try:
-                os.replace(staged, target)
-            except OSError as exc:
-                raise AdapterError(self.name, f"cannot write {target}: {exc.strerror or exc}") from None
         try:
-            fsync_folder(self.state_folder)
+            self._batch.commit()
         except OSError as exc:
-            raise AdapterError(self.name, f"cannot sync the folder {self.state_folder}: {exc.strerror}") from None
+            raise AdapterError(self.name, f"cannot write {exc.filename}: {exc.strerror or exc}") from None
         self.log.debug("wrote the bundles of %d threats to %s", len(self._staged), self.folder)
         self._staged.clear()
 
     def close(self) -> None:
-        for staged in self._staged.values():
-            with contextlib.suppress(OSError):
-                os.unlink(staged)
+        self._batch.discard()
         self._staged.clear()
         if self._taxii is not None:
             self._taxii.close()
             self._taxii = None
 
     def _stage(self, ref: ThreatRef, objects: list[dict[str, Any]]) -> None:
-        """Write ``objects`` as the bundle ``ref`` gets at the next commit (fsynced, not yet in place)."""
-        staged = os.path.join(self.state_folder, f".{ref.kind}-{ref.id}{PENDING}")
+        """Hold ``objects`` as the bundle ``ref`` gets at the next commit."""
+        target = self._state_file(ref)
         try:
-            fd = open_no_follow(staged, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(_stix.bundle(objects))
-                handle.flush()
-                os.fsync(handle.fileno())
+            self._batch.write(target, [_stix.bundle(objects)])
         except OSError as exc:
-            raise AdapterError(self.name, f"cannot write {staged}: {exc.strerror or exc}") from None
+            raise AdapterError(self.name, f"cannot write {target}: {exc.strerror or exc}") from None
         self._staged.pop(ref, None)
-        self._staged[ref] = staged
+        self._staged[ref] = target
 
     def _commit_objects(self) -> Iterator[dict[str, Any]]:
         """Every object of this commit, each version once, read back one threat at a time."""
         shared: set[tuple[str, str]] = set()
-        for staged in self._staged.values():
-            for obj in self._read(staged):
+        for target in self._staged.values():
+            for obj in self._read(self._batch.pending(target)):
                 if obj["type"] in _stix.SHARED:
                     if (obj["id"], obj["modified"]) in shared:
                         continue
@@ -178,13 +163,12 @@ class Stix2Adapter(Adapter):
         target = self._run_file()
 
         def chunks() -> Iterator[bytes]:
-            yield f'{{\n  "type": "bundle",\n  "id": "{bundle_id.id}",\n  "objects": [\n'.encode()
+            yield f'{{"type":"bundle","id":"{bundle_id.id}","objects":['.encode()
             separator = b""
             for obj in self._commit_objects():
-                text = json.dumps(obj, indent=2, ensure_ascii=False).replace("\n", "\n    ")
-                yield separator + b"    " + text.encode("utf-8")
-                separator = b",\n"
-            yield b"\n  ]\n}\n"
+                yield separator + _stix.compact(obj)
+                separator = b","
+            yield b"]}\n"
 
         try:
             write_atomic_chunks(target, chunks())
