@@ -3,16 +3,19 @@
 Two outputs, either or both:
 
 threat files (``threat_files = True``)
-    One pretty-printed JSON file per threat, the threat exactly as the API served it, at
+    One JSON file per threat, the threat's JSON text exactly as the API sent it, at
     ``<folder>/<YYYY-MM-DD>/<threat_type>_<id>.json`` (``layout = dated``: the UTC date the
     threat was first published) or ``<folder>/<threat_type>_<id>.json`` (``layout = flat``).
-    A delivery rewrites the file atomically (temporary file, fsync, rename); a withdrawal
-    removes it, in whichever of the two layouts it is.
+    The files of a delivery wait in hidden ``.<name>.pending`` files beside their final
+    ones and replace them at :meth:`~JsonFilesAdapter.commit`, all with one file-system sync
+    (see :class:`~phishme_intel.files.FileBatch`); a withdrawal removes the file, in
+    whichever of the two layouts it is.
 JSON Lines (``jsonl_file``)
     One event per line, appended: ``{"action": "upsert", "time": ..., "threat_type": ...,
     "threat_id": ..., "threat": {...}}`` for a delivery; for a withdrawal the same with
-    ``"action": "delete"`` and without ``threat``. The events of a commit are appended at
-    :meth:`~JsonFilesAdapter.commit` in one write and fsynced, so a failed run appends
+    ``"action": "delete"`` and without ``threat``. The events of a commit wait in memory up
+    to 1 MiB, then in an unnamed temporary file (:class:`~phishme_intel.files.PendingLines`),
+    and are appended at :meth:`~JsonFilesAdapter.commit` and fsynced, so a failed run appends
     nothing; a replay appends the same upserts again, which a consumer keyed on
     (threat_type, threat_id) absorbs.
 """
@@ -27,7 +30,16 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..errors import AdapterError
-from ..files import append_lines, folder_problem, fsync_folder, make_folder, reason, writable_file_problem, write_atomic
+from ..files import (
+    FileBatch,
+    PendingLines,
+    folder_problem,
+    fsync_folder,
+    make_folder,
+    reason,
+    remove_pending,
+    writable_file_problem,
+)
 from ..models import Threat, ThreatRef
 from ..options import Option, boolean, choice, path
 from .base import Adapter
@@ -65,7 +77,9 @@ class JsonFilesAdapter(Adapter):
         self.folder: str | None = settings["folder"] if settings["threat_files"] else None
         self.dated: bool = settings["layout"] == "dated"
         self.jsonl_file: str | None = settings["jsonl_file"]
-        self._events: list[bytes] = []
+        self._events = PendingLines()
+        self._files = FileBatch()
+        self._written: dict[ThreatRef, str] = {}  # threat -> its file, written at the commit
         self._changed_folders: set[str] = set()
         self._folders: set[str] = set()  # checked to be folders, not links, during this run
 
@@ -81,15 +95,24 @@ class JsonFilesAdapter(Adapter):
             if self.folder is not None:
                 self._write(self.folder, threat)
             if self.jsonl_file is not None:
-                self._events.append(_event("upsert", threat.ref, threat=threat.raw))
+                self._events.add(_event("upsert", threat.ref, threat=threat.raw))
 
     def withdraw(self, refs: Sequence[ThreatRef]) -> None:
         if self.folder is not None:
+            for ref in refs:
+                if ref in self._written:
+                    self._files.drop(self._written.pop(ref))
             self._remove(self.folder, refs)
         if self.jsonl_file is not None:
-            self._events.extend(_event("delete", ref) for ref in refs)
+            for ref in refs:
+                self._events.add(_event("delete", ref))
 
     def commit(self) -> None:
+        try:
+            self._files.commit()
+        except OSError as exc:
+            raise AdapterError(self.name, f"cannot write {exc.filename}: {reason(exc)}") from None
+        self._written.clear()
         for folder in sorted(self._changed_folders):
             try:
                 fsync_folder(folder)
@@ -98,13 +121,15 @@ class JsonFilesAdapter(Adapter):
         self._changed_folders.clear()
         if self.jsonl_file is not None and self._events:
             try:
-                append_lines(self.jsonl_file, self._events)
+                self._events.append_to(self.jsonl_file)
             except OSError as exc:
                 raise AdapterError(self.name, f"cannot append to {self.jsonl_file}: {reason(exc)}") from None
             self._events.clear()
 
     def close(self) -> None:
         self._events.clear()
+        self._files.discard()
+        self._written.clear()
         self._changed_folders.clear()
 
     def _write(self, root: str, threat: Threat) -> None:
@@ -113,12 +138,18 @@ class JsonFilesAdapter(Adapter):
             day = dt.datetime.fromtimestamp(threat.first_published / 1000, dt.timezone.utc)
             folder = os.path.join(root, day.strftime("%Y-%m-%d"))
         target = os.path.join(folder, _file_name(threat.ref))
-        data = json.dumps(threat.raw, indent=2, ensure_ascii=False).encode() + b"\n"
         try:
-            if folder not in self._folders and make_folder(folder):
-                self._changed_folders.add(root)
+            if folder not in self._folders:
+                if make_folder(folder):
+                    self._changed_folders.add(root)
+                else:
+                    remove_pending(folder)  # left by a run that died before its commit
             self._folders.add(folder)
-            write_atomic(target, data)
+            previous = self._written.pop(threat.ref, None)
+            if previous is not None and previous != target:
+                self._files.drop(previous)
+            self._files.write(target, [threat.json.encode("utf-8"), b"\n"])
+            self._written[threat.ref] = target
         except OSError as exc:
             raise AdapterError(self.name, f"cannot write {target}: {reason(exc)}") from None
 
