@@ -94,6 +94,9 @@ class Transport(Protocol):
 
     def send(self, message: bytes) -> None: ...
 
+    def push(self) -> None:
+        """Write what :meth:`send` may have buffered (a no-op where nothing is)."""
+
     def flush(self) -> None: ...
 
     def close(self) -> None: ...
@@ -117,6 +120,9 @@ class UdpTransport:
             raise ConnectionError("not open")
         self._socket.send(message[:MAX_DATAGRAM])
 
+    def push(self) -> None:
+        pass
+
     def flush(self) -> None:
         if self._socket is not None and (error := self._socket.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)):
             raise OSError(error, os.strerror(error))
@@ -130,8 +136,12 @@ class UdpTransport:
 class TcpTransport:
     """A stream connection, plain or TLS (``tls`` an SSLContext), reconnected when the receiver drops it."""
 
-    def __init__(self, host: str, port: int, timeout: float, framing: str, tls: ssl.SSLContext | None) -> None:
+    def __init__(
+        self, host: str, port: int, timeout: float, framing: str, tls: ssl.SSLContext | None, buffer: int = 0,
+    ) -> None:
         self.host, self.port, self.timeout, self.framing, self.tls = host, port, timeout, framing, tls
+        self.buffer = buffer
+        self._buffer = bytearray()
         self.destination = f"{'tls' if tls else 'tcp'}://{host}:{port}"
         self._socket: socket.socket | None = None
         self._written = False
@@ -141,17 +151,25 @@ class TcpTransport:
         self._connect()
 
     def send(self, message: bytes) -> None:
-        frame = b"%d %s" % (len(message), message) if self.framing == "octet" else message + b"\n"
+        self._buffer += b"%d %s" % (len(message), message) if self.framing == "octet" else message + b"\n"
+        if len(self._buffer) >= self.buffer:
+            self.push()
+
+    def push(self) -> None:
+        if not self._buffer:
+            return
         if self._socket is None or self._closed_by_peer():
             self._reconnect("the receiver closed the connection")
         try:
-            self._connection().sendall(frame)
+            self._connection().sendall(self._buffer)
         except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, ssl.SSLEOFError) as exc:
             self._reconnect(f"a write failed ({exc.strerror or exc})")
-            self._connection().sendall(frame)
+            self._connection().sendall(self._buffer)
         self._written = True
+        self._buffer.clear()
 
     def flush(self) -> None:
+        self.push()
         if self._socket is None:
             if self._written:
                 raise ConnectionResetError("the connection was lost after events were sent on it")
@@ -166,6 +184,10 @@ class TcpTransport:
         self._written = False
 
     def close(self) -> None:
+        self._buffer.clear()
+        self._disconnect()
+
+    def _disconnect(self) -> None:
         connection, self._socket = self._socket, None
         if connection is None:
             return
@@ -194,12 +216,12 @@ class TcpTransport:
 
     def _reconnect(self, why: str) -> None:
         if self._written:
-            self.close()
+            self._disconnect()
             raise ConnectionResetError(
                 f"{why} after events were sent on it; TCP cannot tell which of them the receiver read, "
                 "so they will be sent again"
             )
-        self.close()
+        self._disconnect()
         for attempt in range(RECONNECT_ATTEMPTS):
             try:
                 self._connect()
@@ -262,6 +284,9 @@ class FileTransport:
 
     def send(self, message: bytes) -> None:
         self._pending.add(message)
+
+    def push(self) -> None:
+        pass
 
     def flush(self) -> None:
         if self._pending:

@@ -38,6 +38,7 @@ from ._syslog import (
 from .base import Adapter
 
 DEFAULT_PORTS = {"udp": 514, "tcp": 514, "tls": 6514}
+SEND_BUFFER = 65536
 
 
 class CefSyslogAdapter(Adapter):
@@ -121,10 +122,12 @@ class CefSyslogAdapter(Adapter):
                                threat.kind, threat.id, len(events), unsent)
             for event in events:
                 self._send(event)
+        self._push()
 
     def withdraw(self, refs: Sequence[ThreatRef]) -> None:
         for ref in refs:
             self._send(removal_event(ref))
+        self._push()
 
     def commit(self) -> None:
         try:
@@ -136,6 +139,13 @@ class CefSyslogAdapter(Adapter):
         if self._transport is not None:
             self._transport.close()
             self._transport = None
+
+    def _push(self) -> None:
+        """Write what the transport buffered: a batch's events leave by the end of its delivery."""
+        try:
+            self.transport.push()
+        except OSError as exc:
+            raise AdapterError(self.name, f"cannot send to {self.transport.destination}: {describe(exc)}") from None
 
     def _send(self, event: Event) -> None:
         self.pacer.wait()
@@ -156,7 +166,8 @@ def make_transport(settings: Mapping[str, Any]) -> Transport:
     if kind == "udp":
         return UdpTransport(settings["host"], port)
     tls = tls_context(settings) if kind == "tls" else None
-    return TcpTransport(settings["host"], port, settings["timeout"], settings["framing"], tls)
+    buffer = 0 if settings["max_eps"] else SEND_BUFFER  # paced events leave one by one
+    return TcpTransport(settings["host"], port, settings["timeout"], settings["framing"], tls, buffer)
 
 
 def tls_context(settings: Mapping[str, Any]) -> ssl.SSLContext:

@@ -115,8 +115,8 @@ class SplunkHecAdapter(Adapter):
             self._add(when, {
                 "action": "upsert", "event_type": "threat", **ref, "label": threat.label,
                 "first_published": threat.first_published, "last_published": threat.last_published,
-                "indicator_count": len(threat.indicators), "threat": threat.raw,
-            })
+                "indicator_count": len(threat.indicators),
+            }, threat.json)
             if self.settings["indicator_events"]:
                 for indicator in threat.indicators:
                     self._add(when, {
@@ -143,10 +143,13 @@ class SplunkHecAdapter(Adapter):
             self._session.close()
             self._session = None
 
-    def _add(self, when: float, event: dict[str, Any]) -> None:
+    def _add(self, when: float, event: dict[str, Any], threat: str | None = None) -> None:
+        """Queue one event; ``threat``, the threat's JSON text, becomes its last field as it is (not re-encoded)."""
         data = json.dumps(
             {"time": round(when, 3), **self._metadata, "event": event}, separators=(",", ":"), ensure_ascii=False
         ).encode("utf-8")
+        if threat is not None:
+            data = b"".join((data[:-2], b',"threat":', threat.encode("utf-8"), b"}}"))
         if self._batch and self._batch_bytes + len(data) > MAX_BODY:
             self._flush()
         self._batch.append(data)
