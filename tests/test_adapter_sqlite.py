@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import sqlite3
 
 import pytest
@@ -9,7 +10,7 @@ from contract import AdapterContract, DiscardsUncommitted
 from support import sample_threats
 
 from phishme_intel.adapters.sqlite import SqliteAdapter
-from phishme_intel.models import ThreatRef
+from phishme_intel.models import ThreatRef, parse_threat
 
 
 @pytest.fixture
@@ -119,3 +120,23 @@ def test_a_run_cut_short_before_the_index_leaves_it_to_the_next_run(database):
     second.open()
     assert _indexes(database) == ["indicators_by_value"]
     second.close()
+
+
+def test_a_redelivered_threat_holds_exactly_its_new_indicators(database):
+    before = sample_threats(malware=1, phish=0)[0]
+    raw = copy.deepcopy(before.raw)
+    raw["blockSet"].pop(0)
+    raw["blockSet"][0]["impact"] = "None" if raw["blockSet"][0]["impact"] != "None" else "Major"
+    raw["blockSet"].append({"blockType": "Domain Name", "data_1": "added.example", "impact": "Minor", "role": "C2"})
+    after = parse_threat(raw)
+    adapter = SqliteAdapter({"path": str(database)})
+    adapter.open()
+    adapter.deliver([before])
+    adapter.commit()
+    adapter.deliver([after])
+    adapter.commit()
+    adapter.close()
+    with sqlite3.connect(database) as db:
+        held = set(db.execute("SELECT kind, value, impact, role, malware_family FROM indicators"))
+    assert held == {tuple(indicator) for indicator in after.indicators}
+    assert ("domain", "added.example", "Minor", "C2", None) in held

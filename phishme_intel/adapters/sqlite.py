@@ -107,25 +107,40 @@ class SqliteAdapter(Adapter):
             raise AdapterError(self.name, f"cannot open {self.path}: {exc}") from None
 
     def deliver(self, threats: Sequence[Threat]) -> None:
+        """Replace each threat's rows. Only the indicator rows that changed are written: a
+        re-published threat mostly keeps its indicators, and rewriting them all (two B-trees
+        each) took most of an updates run."""
         threats = list({t.ref: t for t in threats}.values())  # a threat twice in one batch: the last one counts
         refs = [(t.kind, t.id) for t in threats]
+        rows = [(t.kind, t.id, *indicator) for t in threats for indicator in t.indicators]  # Indicator: column order
         try:
             self.db.executemany(
                 "INSERT OR REPLACE INTO threats VALUES (?, ?, ?, ?, ?, ?)",
                 [(t.kind, t.id, t.label, t.first_published, t.last_published, t.json) for t in threats],
             )
-            self.db.executemany("DELETE FROM indicators WHERE threat_type = ? AND threat_id = ?", refs)
             self.db.executemany("DELETE FROM deleted_threats WHERE threat_type = ? AND threat_id = ?", refs)
-            self.db.executemany(
-                "INSERT INTO indicators VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (t.kind, t.id, i.kind, i.value, i.impact, i.role, i.malware_family)
-                    for t in threats
-                    for i in t.indicators
-                ],
-            )
+            held = self._indicator_rows(refs)
+            if held:
+                wanted = set(rows)
+                self.db.executemany(
+                    "DELETE FROM indicators WHERE threat_type = ? AND threat_id = ? AND kind = ? AND value = ?",
+                    [row[:4] for row in held - wanted],
+                )
+                rows = [row for row in rows if row not in held]
+            self.db.executemany("INSERT INTO indicators VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
         except sqlite3.Error as exc:
             raise AdapterError(self.name, f"cannot write to {self.path}: {exc}") from None
+
+    def _indicator_rows(self, refs: Sequence[tuple[str, int]]) -> set[tuple[Any, ...]]:
+        """The indicator rows the store holds for these threats."""
+        held: set[tuple[Any, ...]] = set()
+        for kind in {kind for kind, _ in refs}:
+            ids = [threat_id for each, threat_id in refs if each == kind]
+            marks = ", ".join("?" * len(ids))
+            held.update(self.db.execute(
+                f"SELECT * FROM indicators WHERE threat_type = ? AND threat_id IN ({marks})", (kind, *ids)
+            ))
+        return held
 
     def withdraw(self, refs: Sequence[ThreatRef]) -> None:
         rows = [(ref.kind, ref.id) for ref in refs]
