@@ -20,17 +20,19 @@ import json
 import logging
 import re
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import requests
+import urllib3
 
 from .config import ApiSettings, ProxySettings
 from .errors import ApiResponseError, ApiUnavailable, AuthError, UnknownPosition
-from .jsontext import decode_keeping
-from .logs import redact
+from .jsontext import decode_keeping, nesting
+from .logs import redact, shown
 from .models import ThreatRef
 from .retry import Retrier, Throttle, TryAgain, retry_after
 from .tls import not_found, tls_problem
@@ -38,6 +40,7 @@ from .version import __version__
 
 log = logging.getLogger(__name__)
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_PIECE = 256 * 1024
 _RETRYABLE = (
     requests.ConnectionError,
     requests.Timeout,
@@ -218,9 +221,11 @@ class ApiClient:
     def _attempt(self, method: str, path: str, params: dict[str, Any], decode: Callable[[bytes], T]) -> T:
         with self._lock:
             self.requests_made += 1
+        deadline = time.monotonic() + self.api.timeout
         try:
             response = self._session().request(
-                method, self.base_url + path, params=params, timeout=self.api.timeout, verify=self.api.verify
+                method, self.base_url + path, params=params, timeout=self.api.timeout, verify=self.api.verify,
+                stream=True,
             )
         except requests.exceptions.SSLError as exc:
             raise ApiUnavailable(tls_problem(exc, urlsplit(self.base_url).hostname or "")) from None
@@ -228,6 +233,33 @@ class ApiClient:
             raise ApiUnavailable("the proxy URL in [local_proxy] is not usable") from None
         except _RETRYABLE as exc:
             raise TryAgain(_describe(exc)) from None
+        with response:
+            return self._answer(method, path, params, decode, response, self._body(response, deadline))
+
+    def _body(self, response: requests.Response, deadline: float) -> bytes:
+        """The whole body, read in bounded pieces; TryAgain past the deadline or the size cap."""
+        cap = self.api.max_answer_mb * 1024 * 1024
+        too_large = f"the answer is larger than {self.api.max_answer_mb} MiB ([pm_api] max_answer_mb)"
+        declared = response.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > cap:
+            raise TryAgain(too_large)
+        pieces, size = [], 0
+        try:
+            while piece := response.raw.read1(_PIECE, decode_content=True):
+                size += len(piece)
+                if size > cap:
+                    raise TryAgain(too_large)
+                if time.monotonic() > deadline:
+                    raise TryAgain(f"no whole answer within {self.api.timeout:g} s ([pm_api] timeout)")
+                pieces.append(piece)
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise TryAgain(_describe(exc)) from None
+        return b"".join(pieces)
+
+    def _answer(
+        self, method: str, path: str, params: dict[str, Any], decode: Callable[[bytes], T],
+        response: requests.Response, body: bytes,
+    ) -> T:
         status = response.status_code
         if status in (401, 403):
             raise AuthError(f"the API rejected the credentials of user {self.api.user!r} (HTTP {status})")
@@ -243,16 +275,19 @@ class ApiClient:
         if status == 404:
             raise ApiResponseError(not_found(method, self.base_url, path))
         if status >= 300:
-            answer = redact(response.text, self._credentials)  # a server or proxy may echo the request
-            raise ApiResponseError(f"{method} {path} answered HTTP {status}: {_snippet(answer)}")
-        return decode(response.content)
+            text = body.decode(response.encoding or "utf-8", "replace")
+            answer = redact(text, self._credentials)  # a server or proxy may echo the request
+            raise ApiResponseError(f"{method} {path} answered HTTP {status}: {shown(answer)}")
+        return decode(body)
 
 
 def _data(content: bytes) -> dict[str, Any]:
     """The ``data`` object of an answer's body."""
     try:
         body = json.loads(content)
-    except ValueError:
+    except UnicodeDecodeError:
+        raise TryAgain("the answer is not valid UTF-8") from None
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than the decoder follows
         raise TryAgain("the answer is not valid JSON") from None
     return _data_of(body)
 
@@ -269,8 +304,10 @@ def _data_of(body: Any) -> dict[str, Any]:
 def _search_page(content: bytes) -> SearchPage:
     """A search answer's body, each threat's JSON text kept as received (see :mod:`.jsontext`)."""
     try:
-        body, texts = decode_keeping(content.decode("utf-8-sig"), ("data", "threats"))
-    except ValueError:
+        body, texts = decode_keeping(content.decode("utf-8-sig"), ("data", "threats"), nesting(content))
+    except UnicodeDecodeError:
+        raise TryAgain("the answer is not valid UTF-8") from None
+    except (ValueError, RecursionError):  # a threat that alone is unreadable is an Unreadable in the list
         raise TryAgain("the answer is not valid JSON") from None
     data = _data_of(body)
     threats = data.get("threats")
@@ -289,9 +326,9 @@ def _search_page(content: bytes) -> SearchPage:
 
 def _describe(exc: Exception) -> str:
     """A short cause for a failed request, built from types and errno texts only (no URLs)."""
-    if isinstance(exc, requests.Timeout):
+    if isinstance(exc, requests.Timeout | urllib3.exceptions.TimeoutError):
         return "timed out"
-    if isinstance(exc, requests.exceptions.ChunkedEncodingError):
+    if isinstance(exc, requests.exceptions.ChunkedEncodingError | urllib3.exceptions.ProtocolError):
         return "the answer was cut short"
     cause: BaseException | None = exc
     seen: set[int] = set()
@@ -310,11 +347,6 @@ def _sent_forms(user: str | None, password: str | None) -> list[str]:
         return []
     basic = base64.b64encode(f"{user}:{password}".encode()).decode()
     return [basic, quote(password, safe=""), password]
-
-
-def _snippet(body: str) -> str:
-    body = " ".join(body.split())
-    return body[:200] + ("…" if len(body) > 200 else "")
 
 
 def _proxies(proxy: ProxySettings) -> dict[str, str]:

@@ -14,23 +14,70 @@ import json
 import re
 from typing import Any
 
+from .models.limits import MAX_DEPTH, Unreadable
+
 _DECODER = json.JSONDecoder()
 _SPACE = re.compile(r"[ \t\n\r]*")
+_BRACKETS = bytes.maketrans(b"{}", b"[]")
+_NOT_STRUCTURE = bytes(set(range(256)) - set(b'"[]{}'))
+_NUMBER = re.compile(r"-?[0-9]+(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?")
+_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[\[{]|[\]}]|[^"\[\]{}]+', re.S)
 
 
-def decode_keeping(text: str, path: tuple[str, ...]) -> tuple[Any, list[str]]:
+def decode_keeping(text: str, path: tuple[str, ...], nested: int = 0) -> tuple[Any, list[str]]:
     """The document ``text`` decoded, and the text of each element of the array at ``path``.
 
     ``path`` names the object members leading to the array, e.g. ``("data", "threats")``.
     The texts are those of the array the decoded document holds (a member given twice: the
     last one counts, as in :func:`json.loads`); none when there is no array there. Raises
     ValueError (``json.JSONDecodeError``) when ``text`` is not one JSON document.
+
+    An element the decoder cannot take (a number of more than 4,300 digits, nesting past the
+    interpreter's recursion limit) and, when the document nests ``nested`` levels (see
+    :func:`nesting`) and that is more than :data:`~.models.limits.MAX_DEPTH` below the
+    array, an element nested deeper than that, is an :class:`~.models.limits.Unreadable` in
+    the decoded array: one bad element never spoils the others.
     """
     texts: list[str] = []
     value, end = _value(text, _skip(text, 0), path, texts)
     if _skip(text, end) != len(text):
         raise json.JSONDecodeError("Extra data", text, end)
+    if nested > MAX_DEPTH + len(path):
+        _mark_too_deep(_at(value, path), texts)
     return value, texts
+
+
+def nesting(data: bytes) -> int:
+    """How deep objects and arrays nest in the JSON document ``data`` (0 for a scalar).
+
+    Bytes operations only (no per-character Python loop): escaped quotes go, then everything
+    but quotes and brackets; the parts between quotes (strings) go; every bracket becomes
+    ``[``/``]``, and each pass removes the innermost pairs.
+    """
+    if b'\\"' in data:  # an escaped quote (or an escaped backslash before a closing one)
+        data = data.replace(b"\\\\", b"").replace(b'\\"', b"")
+    structure = b"".join(data.translate(_BRACKETS, _NOT_STRUCTURE).split(b'"')[::2])
+    depth = 0
+    while structure:
+        shorter = structure.replace(b"[]", b"")
+        if len(shorter) == len(structure):
+            break  # unbalanced: the decoder reports it
+        structure, depth = shorter, depth + 1
+    return depth
+
+
+def _at(value: Any, path: tuple[str, ...]) -> Any:
+    for key in path:
+        value = value.get(key) if isinstance(value, dict) else None
+    return value
+
+
+def _mark_too_deep(items: Any, texts: list[str]) -> None:
+    if not isinstance(items, list) or len(items) != len(texts):
+        return
+    for index, text in enumerate(texts):
+        if nesting(text.encode("utf-8", "surrogatepass")) > MAX_DEPTH:
+            items[index] = Unreadable(f"nested deeper than {MAX_DEPTH} levels")
 
 
 def _skip(text: str, at: int) -> int:
@@ -77,7 +124,7 @@ def _array(text: str, at: int, texts: list[str]) -> tuple[list[Any], int]:
     if text.startswith("]", at):
         return items, at + 1
     while True:
-        item, end = _DECODER.raw_decode(text, at)
+        item, end = _element(text, at)
         items.append(item)
         texts.append(text[at:end])
         at = _skip(text, end)
@@ -86,3 +133,34 @@ def _array(text: str, at: int, texts: list[str]) -> tuple[list[Any], int]:
         if not text.startswith(",", at):
             raise json.JSONDecodeError("Expecting ',' delimiter", text, at)
         at = _skip(text, at + 1)
+
+
+def _element(text: str, at: int) -> tuple[Any, int]:
+    """The array element at ``at`` and where it ends; an Unreadable if the decoder cannot take it."""
+    try:
+        return _DECODER.raw_decode(text, at)
+    except json.JSONDecodeError:
+        raise
+    except RecursionError:
+        return Unreadable("nested deeper than the decoder can follow"), _end(text, at)
+    except ValueError as exc:  # e.g. an integer of more than 4,300 digits (sys.set_int_max_str_digits)
+        return Unreadable(f"the decoder refused it ({exc})"[:200]), _end(text, at)
+
+
+def _end(text: str, at: int) -> int:
+    """Where the value starting at ``at`` ends: a number, or an object or array (strings and escapes understood)."""
+    if text[at] not in "[{":
+        number = _NUMBER.match(text, at)
+        if number is None:
+            raise json.JSONDecodeError("Expecting value", text, at)
+        return number.end()
+    depth = 0
+    for token in _TOKEN.finditer(text, at):
+        first = token.group()[0]
+        if first in "[{":
+            depth += 1
+        elif first in "]}":
+            depth -= 1
+        if depth <= 0:
+            return token.end()
+    raise json.JSONDecodeError("Unterminated element", text, at)

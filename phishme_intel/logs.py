@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import logging.handlers
 import os
+import re
 import sys
 import time
 import warnings
@@ -27,6 +28,8 @@ MAX_BYTES = 5 * 1024 * 1024
 BACKUP_COUNT = 9
 FORMAT = "%(asctime)s %(levelname)-7s [%(process)d] %(name)s: %(message)s"
 LOGGERS = ("phishme_intel", "urllib3")
+SHOWN = 200
+_UNSHOWABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
 
 
 class RedactingFormatter(logging.Formatter):
@@ -55,6 +58,17 @@ class _LogFile(logging.handlers.RotatingFileHandler):
     def _open(self) -> TextIO:
         fd = open_no_follow(self.baseFilename, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
         return os.fdopen(fd, "a", encoding=self.encoding, errors=self.errors)
+
+
+def shown(text: str, limit: int = SHOWN) -> str:
+    """Text from outside (a server's error page, a proxy's answer) made safe to show on one line.
+
+    Control characters (terminal escape sequences included), and Unicode format characters
+    such as bidirectional overrides, are removed; runs of white space become one space; the
+    result is cut to ``limit`` characters, ``…`` marking the cut.
+    """
+    text = " ".join(_UNSHOWABLE.sub("", text.replace("\x1b", " ")).split())
+    return text[:limit] + ("…" if len(text) > limit else "")
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:

@@ -76,6 +76,15 @@ def api_settings(base_url: str, **changes: Any) -> ApiSettings:
     return ApiSettings(**{**values, **changes})
 
 
+def set_api_options(config: Path, **values: str) -> None:
+    """Set ``[pm_api]`` keys in ``config``, every other byte kept."""
+    updater = ConfigUpdater()
+    updater.read(config)
+    for key, value in values.items():
+        updater["pm_api"][key] = value
+    updater.update_file()
+
+
 def cli_command(config: Path, *args: str) -> list[str]:
     """``python phishme_to_product.py -conf config *args`` (with ``--allow-root`` when the tests run as root)."""
     root = ["--allow-root"] if os.geteuid() == 0 else []

@@ -24,8 +24,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-from configupdater import ConfigUpdater
-from support import PASSWORD, USER, run_cli, store, write_config
+from support import PASSWORD, USER, run_cli, set_api_options, store, write_config
 
 from phishme_intel.simulator import Dataset, RequestRecord, Simulator
 
@@ -128,14 +127,6 @@ def attempts(records: list[RequestRecord], path: str) -> list[list[float]]:
         if record.path == path:
             by_request[repr(sorted(record.params.items()))].append(record.time)
     return list(by_request.values())
-
-
-def set_api_options(config: Path, **values: str) -> None:
-    updater = ConfigUpdater()
-    updater.read(config)
-    for key, value in values.items():
-        updater["pm_api"][key] = value
-    updater.update_file()
 
 
 UPDATES, SEARCH = "/threat/updates", "/threat/search"

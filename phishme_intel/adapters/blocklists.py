@@ -34,6 +34,7 @@ from typing import Any
 from ..errors import AdapterError
 from ..files import folder_problem, make_folder, reason, write_atomic
 from ..models import IMPACTS, INDICATOR_KINDS, Threat, ThreatRef
+from ..models.limits import is_time
 from ..options import Option, boolean, choice, integer, path
 from .base import Adapter
 
@@ -149,13 +150,24 @@ class BlocklistsAdapter(Adapter):
             raise AdapterError(self.name, problem)
         since = int((time.time() - self.max_age_days * 86400) * 1000) if self.max_age_days else 0
         lists: dict[str, dict[str, Entry]] = {kind: {} for kind in self.kinds}
+        unrenderable: set[str] = set()
         try:
             with _reading(self.sqlite_path) as db:
                 query = _QUERY.format(kinds=", ".join("?" * len(self.kinds)))
                 for kind, *row in db.execute(query, (since, *self.kinds)):
-                    self._add(lists, kind, Entry(*row))
+                    entry = Entry(*row)
+                    if is_time(entry.last_published):
+                        self._add(lists, kind, entry)
+                    else:
+                        unrenderable.add(ThreatRef(entry.threat_type, entry.threat_id).api_id)
         except sqlite3.Error as exc:
             raise AdapterError(self.name, f"cannot read the SQLite store {self.sqlite_path}: {exc}") from None
+        if unrenderable:
+            self.log.warning(
+                "left out the indicators of %d threats whose last_published is not a time from 1970 to 9999 "
+                "(stored by an older release; the next delivery of each replaces it): %s",
+                len(unrenderable), ", ".join(sorted(unrenderable)[:20]),
+            )
         return lists
 
     def _add(self, lists: dict[str, dict[str, Entry]], kind: str, entry: Entry) -> None:

@@ -62,6 +62,8 @@ API_OPTIONS = (
     Option("expired_threat_days", integer(0, 36500), 0),
     Option("concurrency", integer(1, 16), 4),
     Option("max_requests_per_second", number(0, 1000), 10.0),
+    Option("max_answer_mb", integer(1, 1024), 64),
+    Option("max_changes_per_run", integer(1000, 10**9), 1_000_000),
 )
 PRODUCT_OPTIONS = (
     Option("intelligence", boolean, True),
@@ -127,6 +129,8 @@ class ApiSettings:
     max_requests_per_second: float
     malware: bool
     phish: bool
+    max_answer_mb: int = 64
+    max_changes_per_run: int = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -268,6 +272,8 @@ def load(config_path: str) -> Config:
             max_requests_per_second=api["max_requests_per_second"],
             malware=product["intelligence"],
             phish=product["brand_intelligence"],
+            max_answer_mb=api["max_answer_mb"],
+            max_changes_per_run=api["max_changes_per_run"],
         ),
         proxy=proxy_settings,
         log_level=log["log_level"],

@@ -41,6 +41,7 @@ from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from ..errors import ThreatFormatError
+from .limits import MAX_DEPTH, Unreadable, deeper_than, is_time
 
 MALWARE = "malware"
 PHISH = "phish"
@@ -52,6 +53,7 @@ INDICATOR_KINDS = (
 _PREFIX = {MALWARE: "m", PHISH: "p"}
 _MAX_INTEGER = 2**63 - 1  # ids and times must fit a 64-bit signed integer (SQLite's INTEGER)
 _HASH_LENGTHS = {"md5": 32, "sha1": 40, "sha256": 64}
+_TIMES = ("firstPublished", "lastPublished", "firstDate", "lastDate", "confirmedDate")
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
@@ -132,13 +134,21 @@ def parse_threat(raw: Any, text: str | None = None) -> Threat:
 
     ``text`` is the object's JSON text as received (decoded from UTF-8), kept as the threat's
     :attr:`~Threat.json`; without it the JSON text is encoded from ``raw``. Raises
-    ThreatFormatError when the object has no usable type, id or publication time, or holds
-    text that is not valid Unicode.
+    ThreatFormatError when the object has no usable type, id or publication time, or holds a
+    value outside the bounds of :mod:`.limits` (an :class:`~.limits.Unreadable` in its place
+    included).
     """
+    if isinstance(raw, Unreadable):
+        raise ThreatFormatError(f"a threat could not be read: {raw.reason}")
     if not isinstance(raw, dict):
         raise ThreatFormatError(f"a threat must be a JSON object, not {type(raw).__name__}")
     kind = _threat_kind(raw)
     threat_id = _whole_number(raw.get("id"), "id")
+    for key in _TIMES:
+        if key in raw and isinstance(raw[key], int) and not is_time(raw[key]):
+            raise ThreatFormatError(f"threat {threat_id}: {key} {raw[key]} is not a time from 1970 to 9999")
+    if text is None and deeper_than(raw):
+        raise ThreatFormatError(f"threat {threat_id} is nested deeper than {MAX_DEPTH} levels")
     if kind == MALWARE:
         first = _time(raw, "firstPublished", "lastPublished")
         last = _time(raw, "lastPublished", "firstPublished")
@@ -204,7 +214,7 @@ def _whole_number(value: Any, name: str) -> int:
 def _time(raw: dict[str, Any], *keys: str) -> int:
     for key in keys:
         value = raw.get(key)
-        if isinstance(value, int) and not isinstance(value, bool) and 0 < value <= _MAX_INTEGER:
+        if is_time(value) and value > 0:
             return value
     raise ThreatFormatError(f"threat {raw.get('id')!r} has no usable {keys[0]}")
 

@@ -10,7 +10,12 @@ with its ``path`` (``None``: any path). Kinds:
 - ``"truncate"``: headers announce the full body, half of it is sent, then the socket closes;
 - ``"stall"``: the answer is sent normally but only after ``seconds``;
 - ``"invalid_json"``: status 200 with a body that is not JSON;
-- ``"success_false"``: status 200 with ``{"success": false, "status": "error"}``.
+- ``"success_false"``: status 200 with ``{"success": false, "status": "error"}``;
+- ``"drip"``: the answer is sent one byte every ``seconds``;
+- ``"oversized"``: the answer is padded to ``size`` bytes;
+- a hostile answer made from the normal one (:mod:`.hostile`): ``"poison_threat"``,
+  ``"deep_threat"``, ``"deep_page"``, ``"lying_totals"``, ``"looping_position"``,
+  ``"endless_changelog"``.
 """
 
 from __future__ import annotations
@@ -18,10 +23,12 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
-from .api import Answer, error
+from .api import Answer, Params, error
+from .hostile import TRANSFORMS, oversized
 
 KINDS = frozenset(
-    {"429", "500", "502", "503", "outage", "reset", "truncate", "stall", "invalid_json", "success_false"}
+    {"429", "500", "502", "503", "outage", "reset", "truncate", "stall", "invalid_json", "success_false",
+     "drip", "oversized", *TRANSFORMS}
 )
 
 _HTML_502 = b"<html><head><title>502 Bad Gateway</title></head><body><h1>502 Bad Gateway</h1></body></html>"
@@ -41,6 +48,7 @@ class Fault:
     retry_after: int | None = None
     seconds: float | None = None
     after: int = 0
+    size: int | None = None
 
     def matches(self, path: str) -> bool:
         """Whether this fault applies to a request for ``path``."""
@@ -65,6 +73,14 @@ class Fault:
             return error(200, "error")
         return None
 
+    def transform(self, answer: Answer, params: Params) -> Answer:
+        """What this fault makes of the normal ``answer`` to a request with ``params``."""
+        if self.kind in TRANSFORMS:
+            return TRANSFORMS[self.kind](answer, params)
+        if self.kind == "oversized":
+            return oversized(answer, self.size or 0)
+        return answer
+
 
 class FaultQueue:
     """Faults waiting to be applied, oldest first; safe to use from any thread."""
@@ -81,15 +97,18 @@ class FaultQueue:
         retry_after: int | None = None,
         seconds: float | None = None,
         after: int = 0,
+        size: int | None = None,
     ) -> Fault:
         """Queue a fault; raises ValueError for an unknown kind or bad numbers."""
         if kind not in KINDS:
             raise ValueError(f"unknown fault kind {kind!r}; expected one of {sorted(KINDS)}")
         if times < 1 or after < 0:
             raise ValueError("times must be at least 1 and after at least 0")
-        if kind == "stall" and (seconds is None or seconds < 0):
-            raise ValueError("a stall needs seconds >= 0")
-        fault = Fault(kind, times, path, retry_after, seconds, after)
+        if kind in ("stall", "drip") and (seconds is None or seconds < 0):
+            raise ValueError(f"a {kind} needs seconds >= 0")
+        if kind == "oversized" and (size is None or size < 1):
+            raise ValueError("an oversized answer needs size >= 1")
+        fault = Fault(kind, times, path, retry_after, seconds, after, size)
         with self._lock:
             self._faults.append(fault)
         return fault

@@ -10,7 +10,7 @@ separate process:
 
 - ``POST /_sim/mutate?republish=N&delete=N&add_malware=N&add_phish=N``: what changed;
 - ``GET /_sim/stats``: ``{"requests", "connections", "by_path", "live"}``;
-- ``POST /_sim/fault?kind=..&times=..&path=..&retry_after=..&seconds=..``: queue a fault;
+- ``POST /_sim/fault?kind=..&times=..&path=..&retry_after=..&seconds=..&size=..``: queue a fault;
 - ``POST /_sim/reset_stats``: forget recorded requests and connections.
 """
 
@@ -199,6 +199,11 @@ class Simulator:
 
     # -- answers --
 
+    @property
+    def stopping(self) -> bool:
+        """Whether :meth:`stop` was called (a dripping answer gives up)."""
+        return self._stopping.is_set()
+
     def pause(self, seconds: float) -> None:
         """Sleep ``seconds``, or less if the simulator stops meanwhile."""
         if seconds > 0:
@@ -251,6 +256,7 @@ class Simulator:
 
     def _add_fault(self, params: Params) -> Fault:
         retry_after, seconds = first_param(params, "retry_after"), first_param(params, "seconds")
+        size = first_param(params, "size")
         return self.faults.add(
             first_param(params, "kind") or "",
             times=int(first_param(params, "times") or 1),
@@ -258,6 +264,7 @@ class Simulator:
             retry_after=None if retry_after is None else int(retry_after),
             seconds=None if seconds is None else float(seconds),
             after=int(first_param(params, "after") or 0),
+            size=None if size is None else int(size),
         )
 
 
@@ -327,6 +334,8 @@ class _Handler(BaseHTTPRequestHandler):
             answer = simulator.api_answer(method, path, params, self.headers.get("Authorization"))
         elif answer is None:
             answer = error(404, "not found")
+        if fault is not None:
+            answer = fault.transform(answer, params)
         status = 0 if kind in ("reset", "truncate") else answer.status
         simulator._record(RequestRecord(arrived, method, path, params, status))
         try:
@@ -335,7 +344,7 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             if kind == "stall" and fault is not None:
                 simulator.pause(fault.seconds or 0.0)
-            self._send(answer, truncate=kind == "truncate")
+            self._send(answer, truncate=kind == "truncate", drip=fault.seconds if kind == "drip" and fault else None)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
 
@@ -348,13 +357,24 @@ class _Handler(BaseHTTPRequestHandler):
                 params.setdefault(name, []).extend(values)
         return params
 
-    def _send(self, answer: Answer, truncate: bool = False) -> None:
+    def _send(self, answer: Answer, truncate: bool = False, drip: float | None = None) -> None:
+        """Send ``answer``; ``truncate``: only its first half, then close; ``drip``: a byte every ``drip`` s."""
         self.send_response(answer.status)
         self.send_header("Content-Type", answer.content_type)
         self.send_header("Content-Length", str(len(answer.body)))
         for name, value in answer.headers:
             self.send_header(name, value)
         self.end_headers()
+        if drip is not None:
+            simulator = self.server.simulator
+            for at in range(len(answer.body)):
+                if simulator.stopping:
+                    break
+                self.wfile.write(answer.body[at:at + 1])
+                self.wfile.flush()
+                simulator.pause(drip)
+            self.close_connection = True
+            return
         self.wfile.write(answer.body[: len(answer.body) // 2] if truncate else answer.body)
         if truncate:
             self.close_connection = True

@@ -25,12 +25,14 @@ from typing import NamedTuple
 
 from .. import interrupts
 from ..client import Fetched, SearchPage
+from ..errors import ApiResponseError
 from ..state import SyncState
 from .engine import Engine, log
 from .pipeline import Stream
 from .updates import follow
 
 MAX_WINDOW_REFETCH = 3
+MAX_PAGES = 10_000  # 1,000,000 threats in one window: beyond anything the vendor publishes
 
 
 class Window(NamedTuple):
@@ -61,7 +63,7 @@ def backfill(run: Engine, state: SyncState) -> None:
     window_totals: set[tuple[int | None, int]] = set()
     for (window, last_page), fetched in run.pipeline.stream(lambda s: _plan(run, s, start, until, threat_type)):
         interrupts.check()
-        totals, delivered = _decode_and_deliver(run, fetched)
+        totals, delivered = _decode_and_deliver(run, window, fetched)
         window_totals.add(totals)
         since_commit += delivered
         if not last_page:
@@ -95,20 +97,46 @@ def _plan(run: Engine, stream: Stream, start: int, until: int, threat_type: str)
         following = next(pending, None)
         if following is not None:
             ahead.append(first(following))
-        total = max(1, head.result().result().total_pages)
+        total = max(1, plausible(run, window, head.result().result()).total_pages)
         stream.emit((window, total == 1), head)
         for number in range(1, total):
             page = stream.submit(run.client.fetch_window, window.begin, window.end, number, threat_type)
             stream.emit((window, number == total - 1), page)
 
 
-def _decode_and_deliver(run: Engine, fetched: Fetched[SearchPage]) -> tuple[tuple[int | None, int], int]:
+def _decode_and_deliver(
+    run: Engine, window: Window, fetched: Fetched[SearchPage]
+) -> tuple[tuple[int | None, int], int]:
     """Decode a fetched page and deliver its threats: its totals, and how many it delivered.
 
     The decoded page lives only in here, so it is gone before the next one is decoded.
     """
-    page = fetched.result()
+    page = plausible(run, window, fetched.result())
     return _totals(page), _deliver(run, page)
+
+
+def plausible(run: Engine, window: Window, page: SearchPage) -> SearchPage:
+    """``page``, if its counts can be true; else ApiResponseError (exit 69) saying what the API claimed.
+
+    A window of ``totalElements`` threats has ``ceil(totalElements / results_per_page)``
+    pages (at most :data:`MAX_PAGES` when the API gives no ``totalElements``), and none
+    before the last comes back empty. So a
+    window that claims a billion pages ends the run at its first page, before any request
+    for the pages it claims.
+    """
+    per_page = run.api.results_per_page
+    claimed = f"window {_day(window.begin)} to {_day(window.end)}: page {page.page} said totalPages {page.total_pages}"
+    if page.total_elements is None:
+        if page.total_pages > MAX_PAGES:
+            raise ApiResponseError(f"POST /threat/search, {claimed}, more than {MAX_PAGES:,}: the API is lying")
+    elif page.total_pages != -(-page.total_elements // per_page):
+        raise ApiResponseError(
+            f"POST /threat/search, {claimed} for totalElements {page.total_elements} at {per_page} a page: "
+            "the API is lying about its pages"
+        )
+    if not page.threats and page.page < page.total_pages - 1:
+        raise ApiResponseError(f"POST /threat/search, {claimed}, but held no threat: the API is lying about its pages")
+    return page
 
 
 def _deliver(run: Engine, page: SearchPage) -> int:
@@ -129,12 +157,12 @@ def _refetch(run: Engine, window: Window, threat_type: str) -> int:
     delivered = 0
     for _ in range(MAX_WINDOW_REFETCH):
         log.info("backfill: window %s changed while paging; fetching it again", _day(window.begin))
-        first = run.client.search_window(window.begin, window.end, 0, threat_type)
+        first = plausible(run, window, run.client.search_window(window.begin, window.end, 0, threat_type))
         totals = {_totals(first)}
         delivered += _deliver(run, first)
         for number in range(1, first.total_pages):
             interrupts.check()
-            page = run.client.search_window(window.begin, window.end, number, threat_type)
+            page = plausible(run, window, run.client.search_window(window.begin, window.end, number, threat_type))
             totals.add(_totals(page))
             delivered += _deliver(run, page)
         if len(totals) == 1:

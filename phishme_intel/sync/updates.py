@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from .. import interrupts
-from ..client import Fetched, SearchPage
-from ..errors import ThreatFormatError
+from ..client import Fetched, SearchPage, UpdatesPage
+from ..errors import ApiResponseError, ThreatFormatError
 from ..models import ChangelogEntry, ThreatRef, parse_changelog_entry
 from ..state import SyncState
 from .engine import Engine, log
@@ -62,7 +62,9 @@ def _deliver(run: Engine, fetched: Fetched[SearchPage], expiry: int) -> None:
 def _plan(run: Engine, stream: Stream, position: str | None, timestamp: int | None) -> None:
     """Producer: fetch changelog pages one after another and the changed threats of each."""
     page = stream.start(run.client.updates, position=position, timestamp=timestamp).result()
+    sane = SaneFeed(run.api.max_changes_per_run, position)
     while True:
+        sane.check(page)
         following = stream.start(run.client.updates, position=page.next_position) if page.changelog else None
         deleted, changed, invalid = reduce_changelog(page.changelog, run.kinds)
         if invalid:
@@ -75,6 +77,45 @@ def _plan(run: Engine, stream: Stream, position: str | None, timestamp: int | No
         if following is None:
             return
         page = following.result()
+
+
+class SaneFeed:
+    """Tells a feed that is going round in circles or will not end from a real one.
+
+    A real feed moves forward: a page with entries hands a position it has not handed
+    before, and a page without entries ends the run's reading. :meth:`check` raises
+    ApiResponseError (exit 69) when a page with entries comes with a position seen among the
+    last :data:`REMEMBERED` of this run (a loop), or when the run has read more than
+    ``limit`` entries (``[pm_api] max_changes_per_run``). The error is raised before that
+    page is delivered: what was committed before it stays, nothing after it is stored.
+    """
+
+    REMEMBERED = 1000
+
+    def __init__(self, limit: int, position: str | None) -> None:
+        self.limit = limit
+        self.changes = 0
+        self.pages = 0
+        self._seen: dict[str, None] = dict.fromkeys([position] if position else [])
+
+    def check(self, page: UpdatesPage) -> None:
+        """Note ``page``; raise ApiResponseError if the feed misbehaves."""
+        self.pages += 1
+        self.changes += len(page.changelog)
+        if page.changelog and page.next_position in self._seen:
+            raise ApiResponseError(
+                f"POST /threat/updates handed the position {page.next_position} again, with "
+                f"{len(page.changelog)} more changes: the feed is going round in circles "
+                f"(stopped after {self.pages} pages, {self.changes} changes)"
+            )
+        if self.changes > self.limit:
+            raise ApiResponseError(
+                f"POST /threat/updates gave more than {self.limit:,} changes in one run and was still going "
+                f"([pm_api] max_changes_per_run; {self.pages} pages): stopped; delivered up to the last page"
+            )
+        self._seen[page.next_position] = None
+        if len(self._seen) > self.REMEMBERED:
+            del self._seen[next(iter(self._seen))]
 
 
 def reduce_changelog(entries: Sequence[Any], kinds: Sequence[str]) -> tuple[list[ThreatRef], list[ThreatRef], int]:
