@@ -24,7 +24,10 @@ afterwards (status file, metrics, ``--status``, the progress line).
 The rooms, and what each may import (always downward in this list):
 
 ``cli``
-    argv to a command, words and exit codes. Imports ``commands``, ``monitoring``.
+    argv to a command, words and exit codes. Imports ``commands``, ``service``, ``monitoring``.
+``service``
+    ``--every``: ``commands.run`` once per slot until a signal, serving ``monitoring.http``.
+    Imports ``commands`` and anything below.
 ``commands``
     run, check, status, dry_run, reset: one whole job each. Imports anything below.
 ``config/``
@@ -46,8 +49,8 @@ The rooms, and what each may import (always downward in this list):
     section, helpers private to adapters with a leading underscore (``_cef``, ``_syslog``).
     Imports ``models``, ``options``, ``files``, ``retry``, ``errors``.
 ``monitoring/``
-    ``status_file``, ``metrics``, ``health`` (``--status``), ``progress``, ``timefmt``.
-    Imports ``state``, ``files``; never the engine.
+    ``status_file``, ``metrics``, ``health`` (``--status``), ``progress``, ``timefmt``,
+    ``http`` (/healthz and /metrics for the service). Imports ``state``, ``files``; never the engine.
 ``state``, ``options``, ``files``, ``retry``, ``errors``, ``version``
     the floor: the sync state and report and where they are kept, typed config values,
     atomic file writing, back-off, ``Retry-After`` and pacing, the error types.

@@ -13,18 +13,21 @@ import argparse
 import datetime as dt
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 from . import commands
 from .config import understood
 from .errors import Error, Interrupted, LockHeld
 from .monitoring import health
 from .monitoring.progress import ProgressLine
-from .options import instant
+from .options import instant, interval, listen_address
+from .service import Service
 from .version import __version__
 
 ROOT_REFUSED = 77
 USAGE = 2
+T = TypeVar("T")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -42,6 +45,10 @@ def parser() -> argparse.ArgumentParser:
                         help="fetch and transform as a run would, report what it would deliver, write nothing")
     action.add_argument("--reset", action="store_true",
                         help="clear the stored position so the next run backfills again (asks first)")
+    cli.add_argument("--every", type=_option(interval), metavar="INTERVAL",
+                     help="run as a service: sync now, then every INTERVAL (30s, 15m, 1h) until SIGTERM or SIGINT")
+    cli.add_argument("--listen", type=_option(listen_address), metavar="HOST:PORT",
+                     help="with --every: serve /healthz and /metrics over HTTP (overrides [local_status] listen)")
     cli.add_argument("--since", type=_date, metavar="DATE",
                      help="with --reset: the next backfill starts at DATE instead of init_date")
     cli.add_argument("-y", "--yes", action="store_true", help="with --reset: do not ask for confirmation")
@@ -57,6 +64,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = cli.parse_args(argv)
     if args.since is not None and not args.reset:
         cli.error("--since goes with --reset")
+    if args.every is not None and (args.check or args.status or args.dry_run or args.reset):
+        cli.error("--every runs the sync as a service; it does not go with --check, --status, --dry-run or --reset")
+    if args.listen is not None and args.every is None:
+        cli.error("--listen goes with --every")
     if os.geteuid() == 0 and not (args.allow_root or args.status):
         print(
             "phishme-intel: refusing to run as root; run it as an unprivileged user that owns "
@@ -73,6 +84,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _dry_run(args)
         if args.reset:
             return _reset(args)
+        if args.every is not None:
+            return Service(args.config, args.every, listen=args.listen, verbose=args.verbose).serve()
         return _run(args)
     except LockHeld as exc:
         if args.verbose or sys.stderr.isatty():
@@ -153,7 +166,16 @@ def _answer(prompt: str) -> str:
 
 
 def _date(raw: str) -> dt.datetime:
-    try:
-        return instant(raw)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+    return _option(instant)(raw)
+
+
+def _option(parse: Callable[[str], T]) -> Callable[[str], T]:
+    """A config value parser as an argparse type: its ValueError becomes argparse's message."""
+
+    def argument(raw: str) -> T:
+        try:
+            return parse(raw)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return argument

@@ -89,14 +89,17 @@ def logging_to(log_file: str | None, level: str, secrets: Iterable[str], verbose
     urllib3's warning about unverified TLS, which it would print to stderr on every request,
     is silenced inside the block: the config's one warning per run (``ssl_verify = False``)
     goes to the log instead.
+    A block inside another one (each run of the service) writes through the outer one's handlers.
     """
-    formatter = RedactingFormatter(list(secrets))
+    outer = [handler.formatter for handler in logging.getLogger(LOGGERS[0]).handlers
+             if isinstance(handler.formatter, RedactingFormatter)]
+    formatter = outer[0] if outer else RedactingFormatter(list(secrets))
     handlers: list[logging.Handler] = []
-    if log_file is not None:
+    if log_file is not None and not outer:
         handlers.append(_LogFile(log_file, maxBytes=MAX_BYTES, backupCount=BACKUP_COUNT, encoding="utf-8"))
-    if verbose:
+    if verbose and not outer:
         handlers.append(logging.StreamHandler(sys.stderr))
-    loggers = [logging.getLogger(name) for name in LOGGERS]
+    loggers = [] if outer else [logging.getLogger(name) for name in LOGGERS]
     saved = [(logger.level, logger.propagate) for logger in loggers]
     for handler in handlers:
         handler.setFormatter(formatter)

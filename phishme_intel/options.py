@@ -137,6 +137,32 @@ def cleartext_problem(address: str, what: str) -> str | None:
     return f"is plain http:// to {host}, which would send {what} unencrypted; use https://"
 
 
+def listen_address(raw: str) -> tuple[str, int]:
+    """``HOST:PORT`` to serve HTTP on (``[::1]:PORT`` for IPv6; port 0 picks a free one)."""
+    value = raw.strip()
+    host, colon, port = value.rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not colon or not host or not port.isdigit() or int(port) > 65535:
+        raise ValueError(f"must be HOST:PORT such as 127.0.0.1:9464, not {value!r}")
+    return host, int(port)
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def interval(raw: str) -> float:
+    """A time between runs: a number with a unit, ``30s``, ``15m``, ``1h``, ``1d`` (1 s to 7 d)."""
+    value = raw.strip().lower()
+    unit = _UNITS.get(value[-1:])
+    try:
+        seconds = float(value[:-1]) * unit if unit else None
+    except ValueError:
+        seconds = None
+    if seconds is None or not 1 <= seconds <= 7 * 86400:
+        raise ValueError(f"must be a number and a unit (s, m, h, d) such as 15m, from 1s to 7d, not {raw!r}")
+    return seconds
+
+
 def position(raw: str) -> str | None:
     """A stored updates-feed position: a UUID, or empty for none."""
     value = raw.strip()

@@ -32,6 +32,7 @@ from ..options import (
     epoch_seconds,
     instant,
     integer,
+    listen_address,
     number,
     parse_section,
     path,
@@ -89,6 +90,7 @@ STATUS_OPTIONS = (
     Option("status_file", path, None),
     Option("stale_after", integer(1, 7 * 24 * 60), 60),
     Option("metrics_file", path, None),
+    Option("listen", listen_address, None),
 )
 JITTER_OPTIONS = (
     Option("use", boolean, False),
@@ -150,6 +152,7 @@ class StatusSettings:
     status_file: str
     stale_after: int
     metrics_file: str | None = None
+    listen: tuple[str, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -368,7 +371,7 @@ def _status(status: dict[str, Any], log: dict[str, Any], problems: list[str]) ->
             problems.append(f"[local_status] {key}: {problem}")
     if not status["status_file"] and os.path.islink(status_file):  # its folder is the log's, checked with it
         problems.append(f"[local_status] status_file: {writable_file_problem(status_file)}")
-    return StatusSettings(status_file, status["stale_after"], status["metrics_file"])
+    return StatusSettings(status_file, status["stale_after"], status["metrics_file"], status["listen"])
 
 
 def _proxy(proxy: dict[str, Any], problems: list[str]) -> ProxySettings:

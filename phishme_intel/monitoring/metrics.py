@@ -6,6 +6,8 @@ it never holds a secret.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from ..files import write_atomic
 from .status_file import COUNTS, Status
 
@@ -15,33 +17,50 @@ def write(path: str, status: Status) -> None:
     write_atomic(path, metrics(status).encode("utf-8"))
 
 
-def metrics(status: Status) -> str:
-    """``status`` in the Prometheus text exposition format (version 0.0.4)."""
+@dataclass(frozen=True)
+class Family:
+    """One Prometheus metric family: its name (without the ``phishme_intel_`` prefix), type, help, samples."""
+
+    name: str
+    kind: str
+    help: str
+    samples: list[tuple[dict[str, str], float]]
+
+
+def families(status: Status) -> list[Family]:
+    """The metrics of ``status``: what the metrics file holds and what ``--listen`` serves on /metrics."""
     success = status.last_success.finished if status.last_success else 0
     totals = status.totals
-    families: list[tuple[str, str, str, list[tuple[str, float]]]] = [
-        ("last_success_timestamp_seconds", "gauge", "When the last successful run ended (Unix time; 0: none yet).",
-         [("", success)]),
-        ("last_run_timestamp_seconds", "gauge", "When the last run ended (Unix time).",
-         [("", status.last_run.finished)]),
-        ("last_run_duration_seconds", "gauge", "How long the last run took.",
-         [("", status.last_run.finished - status.last_run.started)]),
-        ("last_exit_code", "gauge", "The exit code of the last run (0: success).",
-         [("", status.last_run.exit_code)]),
-        ("threats_total", "counter", "Threats handled by all runs since the status file was created, by action.",
-         [(f'{{action="{key}"}}', totals.get(key, 0)) for key in COUNTS]),
-        ("requests_total", "counter", "API requests made by all runs since the status file was created.",
-         [("", totals.get("requests", 0))]),
-        ("runs_total", "counter", "Runs since the status file was created, by outcome.",
-         [('{outcome="success"}', totals.get("runs", 0) - totals.get("failed_runs", 0)),
-          ('{outcome="failed"}', totals.get("failed_runs", 0))]),
-        ("backfill_in_progress", "gauge", "1 while a backfill is unfinished, else 0.",
-         [("", 1 if status.backfill_until is not None else 0)]),
+    return [
+        Family("last_success_timestamp_seconds", "gauge",
+               "When the last successful run ended (Unix time; 0: none yet).", [({}, success)]),
+        Family("last_run_timestamp_seconds", "gauge", "When the last run ended (Unix time).",
+               [({}, status.last_run.finished)]),
+        Family("last_run_duration_seconds", "gauge", "How long the last run took.",
+               [({}, status.last_run.finished - status.last_run.started)]),
+        Family("last_exit_code", "gauge", "The exit code of the last run (0: success).",
+               [({}, status.last_run.exit_code)]),
+        Family("threats_total", "counter", "Threats handled by all runs since the status file was created, by action.",
+               [({"action": key}, totals.get(key, 0)) for key in COUNTS]),
+        Family("requests_total", "counter", "API requests made by all runs since the status file was created.",
+               [({}, totals.get("requests", 0))]),
+        Family("runs_total", "counter", "Runs since the status file was created, by outcome.",
+               [({"outcome": "success"}, totals.get("runs", 0) - totals.get("failed_runs", 0)),
+                ({"outcome": "failed"}, totals.get("failed_runs", 0))]),
+        Family("backfill_in_progress", "gauge", "1 while a backfill is unfinished, else 0.",
+               [({}, 1 if status.backfill_until is not None else 0)]),
     ]
+
+
+def metrics(status: Status) -> str:
+    """``status`` in the Prometheus text exposition format (version 0.0.4)."""
     lines = []
-    for name, kind, text, samples in families:
-        lines += [f"# HELP phishme_intel_{name} {text}", f"# TYPE phishme_intel_{name} {kind}"]
-        lines += [f"phishme_intel_{name}{labels} {_number(value)}" for labels, value in samples]
+    for family in families(status):
+        name = f"phishme_intel_{family.name}"
+        lines += [f"# HELP {name} {family.help}", f"# TYPE {name} {family.kind}"]
+        for labels, value in family.samples:
+            text = ",".join(f'{key}="{label}"' for key, label in labels.items())
+            lines.append(f"{name}{{{text}}} {_number(value)}" if text else f"{name} {_number(value)}")
     return "\n".join(lines) + "\n"
 
 
