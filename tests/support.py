@@ -12,9 +12,11 @@ import subprocess
 import sys
 import termios
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from configupdater import ConfigUpdater
 
@@ -26,6 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "config.ini.example"
 USER = "analyst"
 PASSWORD = "pw-Zq9%s3cr3t&x"  # a % and a & to catch interpolation and URL-encoding slips
+T = TypeVar("T")
 
 
 def days_ago(days: int) -> str:
@@ -224,10 +227,20 @@ def start_paused_at(config: Path, where: str, folder: Path, *args: str) -> subpr
     )
 
 
-def wait_until(condition: Callable[[], bool], what: str, timeout: float = 60) -> None:
-    """Poll ``condition`` until it holds; fail naming ``what`` after ``timeout`` seconds."""
+def wait_until(condition: Callable[[], T], what: str, timeout: float = 60) -> T:
+    """Poll ``condition`` until it holds, and return what it returned; fail naming ``what`` after ``timeout`` s."""
     deadline = time.monotonic() + timeout
-    while not condition():
+    while not (result := condition()):
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.01)
+    return result
+
+
+def http_get(url: str) -> tuple[int, str]:
+    """The status and body of ``GET url``, whatever the status."""
+    try:
+        with urllib.request.urlopen(url, timeout=10) as answer:
+            return answer.status, answer.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()

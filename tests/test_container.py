@@ -10,13 +10,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from podman import IMAGE_UID, Podman, pip_ca, require_podman
-from support import run_cli, store, write_config
+from support import http_get, run_cli, store, wait_until, write_config
 
 from phishme_intel.simulator import Dataset
 
@@ -100,3 +101,32 @@ def test_a_backfill_and_an_updates_run_in_the_container_store_what_runs_outside_
     health = podman.run(image, inside, "-conf", "/data/config.ini", "--status")
     assert health.returncode == 0, health.stdout + health.stderr
     assert health.stdout.startswith("health        HEALTHY: the last run succeeded")
+
+
+def test_the_service_mode_in_the_container_is_healthy_over_http_and_for_podman_and_stops_on_sigterm(
+    podman: Podman, image: str, tmp_path: Path, simulator
+):
+    data = tmp_path / "data"
+    data.mkdir()
+    write_config(data, simulator.url)
+    _hand_to_the_image_user(data)
+    name = f"phishme-intel-service-{podman.tag}"
+    log = data / "phishme_intel.log"
+
+    podman("run", "-d", "--name", name, "--network=host", "--volume", f"{data}:/data", image,
+           "-conf", "/data/config.ini", "--every", "1h", "--listen", "127.0.0.1:0")
+    try:
+        address = wait_until(lambda: log.exists() and re.search(r"serving /healthz and /metrics on (\S+)",
+                                                                log.read_text()), "the service's address in its log")
+        healthz = wait_until(lambda: (answer := http_get(f"{address.group(1)}/healthz"))[0] == 200 and answer,
+                             "/healthz 200")
+        checked = podman("healthcheck", "run", name, check=False)
+        podman("stop", "--time", "30", name)
+        state = json.loads(podman("inspect", name).stdout)[0]["State"]
+    finally:
+        podman("rm", "--force", name, check=False)
+
+    assert healthz[1].startswith("HEALTHY: the last run succeeded")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert state["ExitCode"] == 0
+    assert "service stopped by SIGTERM" in log.read_text()

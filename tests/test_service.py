@@ -11,31 +11,16 @@ import re
 import signal
 import subprocess
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TypeVar
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from support import PASSWORD, ROOT, USER, cli_command, run_cli, store, write_config
+from support import PASSWORD, ROOT, USER, cli_command, http_get, run_cli, store, wait_until, write_config
 
 from phishme_intel.options import interval
 from phishme_intel.service import BACKOFF_CAP, backoff, next_slot
 from phishme_intel.simulator import Dataset, Simulator
-
-T = TypeVar("T")
-
-
-def _until(check: Callable[[], T | None], what: str, timeout: float = 60) -> T:
-    """Poll ``check`` until it returns something true; fail naming ``what`` after ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if result := check():
-            return result
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 class ServiceProcess:
@@ -59,12 +44,12 @@ class ServiceProcess:
         return status["totals"]["runs"] if status else 0
 
     def wait_for_runs(self, count: int) -> dict:
-        _until(lambda: self.runs() >= count or self.process.poll() is not None, f"{count} runs")
+        wait_until(lambda: self.runs() >= count or self.process.poll() is not None, f"{count} runs")
         assert self.process.poll() is None, self.process.communicate()
         return self.status()
 
     def url(self) -> str:
-        found = _until(lambda: re.search(r"serving /healthz and /metrics on (http://\S+)", self.log()), "the port")
+        found = wait_until(lambda: re.search(r"serving /healthz and /metrics on (http://\S+)", self.log()), "the port")
         return found.group(1)
 
     def end(self, signum: int = signal.SIGTERM) -> tuple[int, str]:
@@ -86,14 +71,6 @@ def service() -> Iterator[Callable[..., ServiceProcess]]:
         if process.process.poll() is None:
             process.process.kill()
             process.process.communicate()
-
-
-def _get(url: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=10) as answer:
-            return answer.status, answer.read().decode()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read().decode()
 
 
 def test_the_service_syncs_at_once_then_every_interval_and_sigterm_ends_it_with_exit_0(
@@ -120,7 +97,7 @@ def test_the_service_syncs_at_once_then_every_interval_and_sigterm_ends_it_with_
 def test_a_signal_between_runs_ends_the_service_at_once(config, service, signum):
     running = service(config, "--every", "1h")
     running.wait_for_runs(1)
-    _until(lambda: "next run at" in running.log(), "the service to wait for its next slot")
+    wait_until(lambda: "next run at" in running.log(), "the service to wait for its next slot")
 
     assert running.end(signum) == (0, "")
     assert f"service stopped by {signal.Signals(signum).name}" in running.log()
@@ -135,12 +112,12 @@ def test_healthz_turns_503_when_the_api_goes_away_and_200_when_it_returns_and_me
     running = service(config, "--every", "2s", "--listen", "127.0.0.1:0")
     url = running.url()
     try:
-        healthy = _until(lambda: (answer := _get(f"{url}/healthz"))[0] == 200 and answer, "/healthz 200")
+        healthy = wait_until(lambda: (answer := http_get(f"{url}/healthz"))[0] == 200 and answer, "/healthz 200")
         simulator.stop()
-        failing = _until(lambda: (answer := _get(f"{url}/healthz"))[0] == 503 and answer, "/healthz 503")
+        failing = wait_until(lambda: (answer := http_get(f"{url}/healthz"))[0] == 503 and answer, "/healthz 503")
         simulator = Simulator(dataset, user=USER, password=PASSWORD, port=port).start()
-        _until(lambda: _get(f"{url}/healthz")[0] == 200, "/healthz 200 again")
-        status, text = _get(f"{url}/metrics")
+        wait_until(lambda: http_get(f"{url}/healthz")[0] == 200, "/healthz 200 again")
+        status, text = http_get(f"{url}/metrics")
     finally:
         simulator.stop()
 
@@ -154,7 +131,7 @@ def test_healthz_turns_503_when_the_api_goes_away_and_200_when_it_returns_and_me
     assert samples[("phishme_intel_threats_total", (("action", "delivered"),))] == len(dataset.live_ids())
     assert samples[("phishme_intel_last_exit_code", ())] == 0
     assert time.time() - 60 < samples[("phishme_intel_next_run_timestamp_seconds", ())] < time.time() + 60
-    assert _get(f"{url}/other")[0] == 404
+    assert http_get(f"{url}/other")[0] == 404
     assert running.end() == (0, "")
 
 
