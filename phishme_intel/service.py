@@ -12,7 +12,8 @@ about an hour) so that a broken API is not asked every slot. Errors no retry can
 the service with their exit code: a bad config (78) and rejected credentials (77).
 
 SIGTERM or SIGINT between runs ends the service at once with exit 0; during a run, the
-service ends when the run reaches its end (a second signal ends the process at once).
+service ends after the run (a second signal ends the process at once). A run that stops
+itself on the signal at a safe point ends with 130 or 143, and so does the service.
 With ``--listen`` (or ``[local_status] listen``) it serves /healthz and /metrics, see
 :mod:`.monitoring.http`.
 """
@@ -41,6 +42,7 @@ log = logging.getLogger(__name__)
 FATAL = (ConfigError, AuthError)
 BACKOFF_CAP = 3600.0
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
+STOPPED = {128 + signum for signum in SIGNALS}  # the exit codes of a run stopped by one of them
 
 
 def next_slot(now: float, every: float, offset: float = 0.0) -> float:
@@ -123,7 +125,12 @@ class Service:
                 return exc.exit_code
             except LockHeld:
                 pass  # another run (cron, by hand) is syncing: this slot is done
-            except Exception:  # the run logged it and recorded it in the status file
+            except Error as exc:  # the run logged it and recorded it in the status file
+                if exc.exit_code in STOPPED:  # a run that stops itself on a signal at a safe point
+                    log.info("service stopped: the run under way was stopped by a signal")
+                    return exc.exit_code
+                failures += 1
+            except Exception:  # the run logged its traceback and recorded it in the status file
                 failures += 1
             now = time.time()
             self.next_run = next_slot(now + backoff(failures, self.every), self.every, offset)
