@@ -11,9 +11,11 @@ failures it leaves out slots (waiting ``every``, ``2 × every``, ``4 × every``�
 about an hour) so that a broken API is not asked every slot. Errors no retry can fix end
 the service with their exit code: a bad config (78) and rejected credentials (77).
 
-SIGTERM or SIGINT between runs ends the service at once with exit 0; during a run, the
-service ends after the run (a second signal ends the process at once). A run that stops
-itself on the signal at a safe point ends with 130 or 143, and so does the service.
+SIGTERM or SIGINT between runs ends the service at once with exit 0. During a run, the run
+handles the signal as any run does (:mod:`.interrupts`): it stops at its next safe point,
+records ``interrupted`` and ends with 130 or 143, and so does the service; a second signal
+ends the process at once. A signal that comes after the run's last safe point, or while a
+run is starting, before it handles signals, ends the service after that run, with exit 0.
 With ``--listen`` (or ``[local_status] listen``) it serves /healthz and /metrics, see
 :mod:`.monitoring.http`.
 """
@@ -30,9 +32,9 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from types import FrameType
 
-from . import commands, schedule
+from . import commands, interrupts, schedule
 from .config import load
-from .errors import AuthError, ConfigError, Error, LockHeld
+from .errors import AuthError, ConfigError, Error, Interrupted, LockHeld
 from .logs import logging_to
 from .monitoring import http
 from .monitoring.health import HEALTHY
@@ -42,7 +44,6 @@ log = logging.getLogger(__name__)
 FATAL = (ConfigError, AuthError)
 BACKOFF_CAP = 3600.0
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
-STOPPED = {128 + signum for signum in SIGNALS}  # the exit codes of a run stopped by one of them
 
 
 def next_slot(now: float, every: float, offset: float = 0.0) -> float:
@@ -125,13 +126,14 @@ class Service:
                 return exc.exit_code
             except LockHeld:
                 pass  # another run (cron, by hand) is syncing: this slot is done
-            except Error as exc:  # the run logged it and recorded it in the status file
-                if exc.exit_code in STOPPED:  # a run that stops itself on a signal at a safe point
-                    log.info("service stopped: the run under way was stopped by a signal")
-                    return exc.exit_code
+            except Interrupted as exc:  # a signal stopped the run at a safe point (see .interrupts)
+                log.info("service stopped: the run under way stopped on a signal (exit %d)", exc.exit_code)
+                return exc.exit_code
+            except Exception:  # the run logged it and recorded it in the status file
                 failures += 1
-            except Exception:  # the run logged its traceback and recorded it in the status file
-                failures += 1
+            if (signum := interrupts.requested()) is not None:  # came after the run's last safe point
+                self.stop(signal.Signals(signum).name)
+                break
             now = time.time()
             self.next_run = next_slot(now + backoff(failures, self.every), self.every, offset)
             if failures > 1:

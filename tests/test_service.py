@@ -16,7 +16,18 @@ from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from support import PASSWORD, ROOT, USER, cli_command, http_get, run_cli, store, wait_until, write_config
+from support import (
+    PASSWORD,
+    ROOT,
+    USER,
+    cli_command,
+    http_get,
+    run_cli,
+    start_paused_at,
+    store,
+    wait_until,
+    write_config,
+)
 
 from phishme_intel.options import interval
 from phishme_intel.service import BACKOFF_CAP, backoff, next_slot
@@ -53,6 +64,8 @@ class ServiceProcess:
         return found.group(1)
 
     def end(self, signum: int = signal.SIGTERM) -> tuple[int, str]:
+        """Send ``signum`` while the service waits for its next slot; its exit code and stderr."""
+        wait_until(lambda: "next run at" in self.log().strip().rsplit("\n", 1)[-1], "the service to wait for a slot")
         self.process.send_signal(signum)
         _, stderr = self.process.communicate(timeout=30)
         return self.process.returncode, stderr
@@ -85,7 +98,8 @@ def test_the_service_syncs_at_once_then_every_interval_and_sigterm_ends_it_with_
 
     assert (code, stderr) == (0, "")
     assert (first["last_run"]["mode"], second["last_run"]["mode"]) == ("backfill", "updates")
-    assert second["last_run"]["outcome"] == "success" and second["last_run"]["delivered"] == 10
+    assert second["last_run"]["outcome"] == "success"
+    assert second["totals"]["delivered"] == first["totals"]["delivered"] + 10
     assert "service stopped by SIGTERM" in running.log()
     (tmp_path / "reference").mkdir()
     reference = write_config(tmp_path / "reference", simulator.url)
@@ -97,10 +111,30 @@ def test_the_service_syncs_at_once_then_every_interval_and_sigterm_ends_it_with_
 def test_a_signal_between_runs_ends_the_service_at_once(config, service, signum):
     running = service(config, "--every", "1h")
     running.wait_for_runs(1)
-    wait_until(lambda: "next run at" in running.log(), "the service to wait for its next slot")
 
     assert running.end(signum) == (0, "")
     assert f"service stopped by {signal.Signals(signum).name}" in running.log()
+
+
+def test_a_signal_during_a_run_stops_the_run_at_a_safe_point_and_the_service_with_its_exit_code(
+    config, tmp_path
+):
+    paused = start_paused_at(config, "phishme_intel.sync.backfill._decode_and_deliver", tmp_path, "--every", "2s")
+    try:
+        wait_until((tmp_path / "ready").exists, "the first run to deliver its first page")
+        paused.send_signal(signal.SIGTERM)
+        wait_until((tmp_path / "heard").exists, "the run to note the signal")
+        (tmp_path / "go").touch()
+        _out, errors = paused.communicate(timeout=60)
+    finally:
+        (tmp_path / "go").touch()
+        paused.kill()
+
+    assert paused.returncode == 143, errors
+    status = json.loads((config.parent / "phishme_intel.status.json").read_text())
+    assert (status["last_run"]["outcome"], status["totals"]["runs"]) == ("interrupted", 1)
+    assert "service stopped: the run under way stopped on a signal (exit 143)" in (
+        config.parent / "phishme_intel.log").read_text()
 
 
 def test_healthz_turns_503_when_the_api_goes_away_and_200_when_it_returns_and_metrics_parse(
