@@ -13,7 +13,7 @@ import threading
 import pytest
 from support import run_cli, run_cli_on_a_terminal, write_config
 from test_bad_config import assert_one_problem, snapshot
-from test_security import TlsFront, ca  # noqa: F401 - a fixture
+from test_security import TlsFront
 
 
 def one_line_exit_69(result) -> str:
@@ -34,7 +34,7 @@ def test_tls_to_a_server_that_speaks_plain_http_says_so(tmp_path, simulator):
     assert "ca_bundle" not in message
 
 
-def test_an_untrusted_certificate_says_so_and_names_ca_bundle(tmp_path, simulator, ca):  # noqa: F811
+def test_an_untrusted_certificate_says_so_and_names_ca_bundle(tmp_path, simulator, ca):
     front = TlsFront(ca.issue_cert("127.0.0.1"), simulator.url)
     try:
         result = run_cli(write_config(tmp_path, f"https://127.0.0.1:{front.port}/apiv1"), "--check")
@@ -46,7 +46,7 @@ def test_an_untrusted_certificate_says_so_and_names_ca_bundle(tmp_path, simulato
     assert "set [pm_api] ca_bundle to that CA's certificate (PEM)" in message
 
 
-def test_a_certificate_for_another_host_says_so(tmp_path, simulator, ca):  # noqa: F811
+def test_a_certificate_for_another_host_says_so(tmp_path, simulator, ca):
     ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
     front = TlsFront(ca.issue_cert("api.example.com"), simulator.url)
     try:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 from support import run_cli, write_config
 from test_bad_config import assert_one_problem, snapshot
-from test_security import TlsFront, ca  # noqa: F401 - a fixture
+from test_security import TlsFront
 
 REMOTE = "192.0.2.10"  # TEST-NET-1: never routed, and never contacted here
 HEC = {"use": "True", "token": "t-0k3n"}
@@ -63,7 +63,7 @@ def test_allow_plain_http_lets_a_remote_http_url_through_validation(tmp_path):
     assert result.returncode == 3, result.stderr
 
 
-def test_ssl_verify_false_is_one_warning_in_the_log_and_nothing_on_stderr(tmp_path, simulator, ca):  # noqa: F811
+def test_ssl_verify_false_is_one_warning_in_the_log_and_nothing_on_stderr(tmp_path, simulator, ca):
     front = TlsFront(ca.issue_cert("api.example.com"), simulator.url)  # a certificate nobody trusts
     config = write_config(tmp_path, f"https://127.0.0.1:{front.port}/apiv1", pm_api={"ssl_verify": "False"})
     try:
