@@ -114,6 +114,7 @@ def test_a_signal_between_runs_ends_the_service_at_once(config, service, signum)
 
     assert running.end(signum) == (0, "")
     assert f"service stopped by {signal.Signals(signum).name}" in running.log()
+    assert running.log().count("run started") == 1  # each run logs through the service's one log handler
 
 
 def test_a_signal_during_a_run_stops_the_run_at_a_safe_point_and_the_service_with_its_exit_code(
