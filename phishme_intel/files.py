@@ -28,6 +28,7 @@ import contextlib
 import ctypes
 import errno
 import os
+import shutil
 import stat
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -84,21 +85,33 @@ def write_atomic_chunks(target: str, chunks: Iterable[bytes], follow_link: bool 
     fsync_folder(folder)
 
 
-def remove_leftovers(target: str) -> list[str]:
-    """Remove the temporary files that writers of ``target`` killed mid-write left behind.
+def remove_leftovers(target: str) -> tuple[list[str], list[str]]:
+    """Remove what writers of ``target`` killed mid-write left behind: ``.<name>.*.tmp`` beside it.
 
-    Call it only while holding the lock that keeps other writers of ``target`` away.
-    Returns the paths removed.
+    Call it only while holding the lock that keeps other writers of ``target`` away. Any
+    type is removed: a file, a link (not what it points to), a directory with its content.
+    Returns the paths removed, and for each entry that could not be, its path and why; it
+    raises nothing, so a stubborn leftover is reported by name but never fails the caller.
     """
     target = os.path.realpath(target)
     folder, prefix = os.path.dirname(target), _prefix(target)
-    removed = []
+    removed, kept = [], []
     for name in os.listdir(folder):
-        if name.startswith(prefix) and name.endswith(_SUFFIX):
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(os.path.join(folder, name))
-                removed.append(os.path.join(folder, name))
-    return removed
+        if not (name.startswith(prefix) and name.endswith(_SUFFIX)):
+            continue
+        path = os.path.join(folder, name)
+        try:
+            if stat.S_ISDIR(os.lstat(path).st_mode):
+                shutil.rmtree(path)
+            else:
+                os.unlink(path)
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            kept.append(f"{path} ({reason(exc)})")
+            continue
+        removed.append(path)
+    return removed, kept
 
 
 def _prefix(target: str) -> str:

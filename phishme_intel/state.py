@@ -132,8 +132,11 @@ class ConfigCheckpoint:
             updater.read_string(original)
             apply(updater)
             content = str(updater)
-            for leftover in remove_leftovers(self.path) if sweep else ():
+            removed, kept = remove_leftovers(self.path) if sweep else ([], [])
+            for leftover in removed:
                 log.info("removed %s, left by a run killed while it rewrote the config", leftover)
+            for leftover in kept:
+                log.warning("cannot remove %s, left by a run killed while it rewrote the config", leftover)
             if content != original:
                 write_atomic(self.path, content.encode("utf-8"), follow_link=True)
         except (OSError, configparser.Error) as exc:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import pytest
+from support import run_cli, write_config
 
 from phishme_intel.errors import CheckpointError
 from phishme_intel.state import ConfigCheckpoint, SyncState
@@ -93,3 +94,20 @@ def test_temporary_files_left_by_a_killed_rewrite_are_removed(config):
 
     assert not leftover.exists()
     assert unrelated.exists()
+
+
+def test_leftovers_of_any_type_are_removed_and_a_run_goes_on(tmp_path, simulator):
+    config = write_config(tmp_path, simulator.url)
+    folder = tmp_path / ".config.ini.dir01.tmp"
+    (folder / "inside").mkdir(parents=True)
+    (folder / "inside" / "file").write_text("x")
+    target = tmp_path / "kept-target"
+    target.write_text("not ours")
+    (tmp_path / ".config.ini.link1.tmp").symlink_to(target)
+
+    result = run_cli(config)
+
+    assert result.returncode == 0, result.stderr
+    assert [p.name for p in tmp_path.glob(".config.ini.*.tmp")] == []
+    assert target.read_text() == "not ours"
+    assert "removed " + str(folder) in (tmp_path / "phishme_intel.log").read_text()
