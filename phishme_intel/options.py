@@ -22,6 +22,7 @@ from dateutil import parser as date_parser
 
 REQUIRED: Any = object()
 
+_USERINFO = re.compile(r"(//[^/?#@]*?:)[^/?#]*@")
 _TRUE = {"1", "yes", "true", "on"}
 _FALSE = {"0", "no", "false", "off"}
 
@@ -111,12 +112,26 @@ def url(*schemes: str) -> Callable[[str], str]:
             parts = urlsplit(value)
             parts.port  # noqa: B018 - raises ValueError on a bad port
         except ValueError:
-            raise ValueError(f"is not a valid URL: {value!r}") from None
+            raise ValueError(f"is not a valid URL: {without_password(value)!r}") from None
         if parts.scheme not in schemes or not parts.hostname:
-            raise ValueError(f"must be a {' or '.join(schemes)} URL with a host, not {value!r}")
+            raise ValueError(f"must be a {' or '.join(schemes)} URL with a host, not {without_password(value)!r}")
         return value.rstrip("/")
 
     return parse
+
+
+def without_password(address: str) -> str:
+    """``address`` with the password of its ``user:password@`` part (if any) shown as ``***``."""
+    return _USERINFO.sub(r"\1***@", address)
+
+
+def url_password(address: str | None) -> str | None:
+    """The password inside a ``scheme://user:password@host`` URL, or None."""
+    match = _USERINFO.search(address or "")
+    if match is None:
+        return None
+    password = address[match.end(1):match.end() - 1] if address else ""
+    return password or None
 
 
 def cleartext_problem(address: str, what: str) -> str | None:

@@ -418,3 +418,23 @@ def test_a_position_the_api_sends_is_checked_before_it_goes_into_config(tmp_path
 def _user_lines(text: str) -> list[str]:
     """config.ini without the lines the sync manages (the backfill may have stored its progress)."""
     return [line for line in text.splitlines() if not line.startswith(("position", "backfill_"))]
+
+
+def test_a_password_inside_a_proxy_url_is_masked_in_config_errors_logs_and_stderr(tmp_path, simulator, proxy):
+    inline = f"http://{PROXY_USER}:{quote(PROXY_PASSWORD, safe='')}@{proxy.url.split('//', 1)[1]}"
+    (tmp_path / "broken").mkdir()
+    broken = write_config(tmp_path / "broken", simulator.url,
+                          local_proxy={"use": "True", "http": inline.rsplit(":", 1)[0] + ":port"})
+    working = write_config(tmp_path, simulator.url, local_log={"log_level": "debug"},
+                           local_proxy={"use": "True", "http": inline, "https": ""})
+    simulator.faults.add("500", times=2)
+
+    refused = run_cli(broken)
+    result = run_cli(working, "-v")
+
+    assert refused.returncode == 78 and f"{PROXY_USER}:***@" in refused.stderr, refused.stderr
+    assert result.returncode == 0, result.stderr
+    assert proxy.relayed == len(simulator.requests) > 0
+    assert_no_secret(refused.stderr, result.stderr, result.stdout, everything_written(tmp_path))
+    secrets = config_module.load(str(working)).secrets
+    assert PROXY_PASSWORD in secrets and quote(PROXY_PASSWORD, safe="") in secrets

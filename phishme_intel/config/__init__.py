@@ -19,6 +19,7 @@ import os
 import stat
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote
 
 from .. import adapters
 from ..errors import ConfigError
@@ -40,6 +41,7 @@ from ..options import (
     secret,
     text,
     url,
+    url_password,
 )
 from ..state import SyncState
 from . import sources, vendor4x
@@ -189,6 +191,9 @@ class Config:
     def secrets(self) -> list[str]:
         """Every password and token this config holds, to be kept out of logs and messages."""
         values = [self.api.password, self.proxy.password]
+        for address in (self.api.base_url, self.proxy.http, self.proxy.https):
+            if password := url_password(address):  # http://user:password@proxy:3128
+                values += [password, unquote(password)]
         for adapter, settings in self.adapters.values():
             values += [settings[o.key] for o in adapter.options if o.parse is secret]
         return [value for value in values if value]
