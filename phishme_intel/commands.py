@@ -42,11 +42,13 @@ from .monitoring.health import UNKNOWN, Health, judge
 from .monitoring.status_file import INTERRUPTED, RunRecord, StatusFileError
 from .state import ConfigCheckpoint, Report, SyncState
 from .sync import synchronize
+from .unexpected import reported
 
 log = logging.getLogger("phishme_intel")
 ProgressHook = Callable[[Report], None]
 
 
+@reported("run")
 def run(
     config_path: str, *, verbose: bool = False, on_progress: ProgressHook | None = None, jitter: bool = True
 ) -> Report:
@@ -108,6 +110,7 @@ def _wait_offset(config: Config) -> None:
         interrupts.check()
 
 
+@reported("--check")
 def check(config_path: str, *, verbose: bool = False) -> Config:
     """Validate the config and test the connection and credentials (``GET /feed/``); no sync."""
     config = load(config_path)
@@ -125,6 +128,7 @@ def check(config_path: str, *, verbose: bool = False) -> Config:
     return config
 
 
+@reported("--status")
 def status(config_path: str) -> Health:
     """How healthy the sync is, judged from the status file; no network, no lock, nothing written."""
     config = load(config_path)
@@ -137,6 +141,7 @@ def status(config_path: str) -> Health:
     return Health(code, reason, config.path, settings.status_file, settings.stale_after, config.state, current, now)
 
 
+@reported("--reset")
 def reset(config_path: str, since: dt.datetime | None = None, *, verbose: bool = False) -> ResetPlan:
     """Clear the stored position and checkpoint (see :func:`plan_reset`); returns the reset it did."""
     plan = plan_reset(config_path, since)
@@ -243,6 +248,7 @@ class ResetPlan:
         )
 
 
+@reported("--reset")
 def plan_reset(config_path: str, since: dt.datetime | None = None) -> ResetPlan:
     """The reset of the config at ``config_path``; ``since`` replaces ``init_date`` for the next backfill."""
     config = load(config_path)
@@ -298,6 +304,7 @@ class DryRun:
     would_store: SyncState | None = None
 
 
+@reported("--dry-run")
 def dry_run(
     config_path: str, *, verbose: bool = False, on_progress: Callable[[Report], None] | None = None
 ) -> DryRun:

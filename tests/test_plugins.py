@@ -21,13 +21,13 @@ from phishme_intel.models import ThreatRef
 PLUGIN = Path(__file__).resolve().parent / "plugin_sample"
 
 
-def run_with_plugin(config: Path, installed: bool = True) -> subprocess.CompletedProcess[str]:
+def run_with_plugin(config: Path, *args: str, installed: bool = True) -> subprocess.CompletedProcess[str]:
     """The CLI as a real process, with the sample package installed (on PYTHONPATH) or not."""
     env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
     if installed:
         env["PYTHONPATH"] = str(PLUGIN)
     env["PYTHONDONTWRITEBYTECODE"] = "1"
-    return subprocess.run(cli_command(config), env=env, capture_output=True, text=True, timeout=120, cwd=ROOT)
+    return subprocess.run(cli_command(config, *args), env=env, capture_output=True, text=True, timeout=120, cwd=ROOT)
 
 
 def journal(path: Path) -> set[ThreatRef]:
@@ -94,3 +94,23 @@ def test_an_adapter_that_is_not_installed_is_a_config_error(tmp_path, simulator)
     result = run_with_plugin(config, installed=False)
     assert result.returncode == 78
     assert "[integration_sample] use: no adapter named 'sample' is installed" in result.stderr
+
+
+def test_a_plugin_check_that_crashes_is_one_line_and_its_traceback_is_in_the_log_for_every_command(tmp_path, simulator):
+    config = write_config(tmp_path, simulator.url, integration_sample={
+        "use": "True", "journal": "journal.jsonl", "crash_check": "True",
+    })
+    log = tmp_path / "phishme_intel.log"
+
+    for command, args in (("run", ()), ("--check", ("--check",)), ("--status", ("--status",)),
+                          ("--dry-run", ("--dry-run",)), ("--reset", ("--reset", "--yes"))):
+        result = run_with_plugin(config, *args)
+
+        assert result.returncode == 1, result.stderr
+        assert result.stderr == (
+            f"phishme-intel: {command}: unexpected RuntimeError; the traceback is in {log}\n"
+        ), result.stderr
+        assert log.read_text().count("Traceback") == 1
+        assert "RuntimeError: the sample plug-in's check crashed" in log.read_text()
+        log.unlink()
+    assert simulator.requests == []

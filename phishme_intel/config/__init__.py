@@ -16,6 +16,7 @@ import configparser
 import datetime as dt
 import difflib
 import os
+import re
 import stat
 from dataclasses import dataclass, field
 from typing import Any
@@ -112,6 +113,7 @@ _SECTIONS = {
     "pm_jitter": JITTER_OPTIONS,
 }
 _INTEGRATION = "integration_"
+_SECRET_KEY = re.compile(r"pass|token|secret|key", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -220,6 +222,31 @@ def read(config_path: str) -> configparser.ConfigParser:
     except configparser.Error as exc:
         raise ConfigError(config_path, [_ini_problem(exc)]) from None
     return parser
+
+
+def log_target(config_path: str) -> tuple[str | None, list[str]]:
+    """Where the log of the config at ``config_path`` goes, and the secrets to mask in it.
+
+    As far as the file tells, without validating it: for writing down a failure that came
+    before the config could be loaded (a plug-in's ``check()`` that crashed, say). The log
+    file is ``[local_log] log_file`` or its default; the secrets are the values of every key
+    named like a password or token, and the passwords inside URLs. None when unreadable.
+    """
+    config_path = os.path.abspath(config_path)
+    try:
+        parser = read(config_path)
+    except ConfigError:
+        return None, []
+    raw = parser.get("local_log", "log_file", fallback="").strip() or "phishme_intel.log"
+    log_file = os.path.join(os.path.dirname(config_path), os.path.expanduser(raw))
+    secrets = []
+    for section in parser.sections():
+        for key, value in parser[section].items():
+            if _SECRET_KEY.search(key) and value:
+                secrets.append(value)
+            if password := url_password(value):
+                secrets += [password, unquote(password)]
+    return log_file, secrets
 
 
 def load(config_path: str) -> Config:

@@ -26,7 +26,14 @@ class SampleAdapter(Adapter):
     options = (
         Option("journal", path, REQUIRED),
         Option("fail_commit", boolean, False),
+        Option("crash_check", boolean, False),
     )
+
+    @classmethod
+    def check(cls, settings: Mapping[str, Any]) -> list[str]:
+        if settings["crash_check"]:
+            raise RuntimeError(f"the sample plug-in's check crashed on {settings['journal']}")
+        return []
 
     def __init__(self, settings: Mapping[str, Any]) -> None:
         super().__init__(settings)
