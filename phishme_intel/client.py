@@ -275,7 +275,7 @@ class ApiClient:
         if status == 404:
             raise ApiResponseError(not_found(method, self.base_url, path))
         if status >= 300:
-            text = body.decode(response.encoding or "utf-8", "replace")
+            text = body.decode("utf-8", "replace")
             answer = redact(text, self._credentials)  # a server or proxy may echo the request
             raise ApiResponseError(f"{method} {path} answered HTTP {status}: {shown(answer)}")
         return decode(body)

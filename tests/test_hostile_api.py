@@ -182,3 +182,18 @@ def test_a_dripping_or_oversized_answer_that_passes_ends_in_a_correct_sync(synce
 
     assert code == 0, errors
     assert f"position = {simulator.dataset.updates_end()}\n" in config.read_text()
+
+
+def test_an_error_page_full_of_escape_sequences_is_shown_clean_and_short_everywhere(synced, simulator):
+    simulator.dataset.republish(5)
+    simulator.faults.add("escape_page", times=1, path=UPDATES)
+
+    code, errors, log = run(synced)
+    health = run_cli(synced, "--status")
+    status = (synced.parent / "phishme_intel.status.json").read_text()
+
+    assert code == 69, errors
+    assert "answered HTTP 410: <html><title> ]0;owned [2J [31mBad request</title>" in errors
+    assert len(errors) < 400
+    for shown in (errors, log, status, health.stdout):
+        assert not any(character in shown for character in "\x1b\x07\u202e"), repr(shown)

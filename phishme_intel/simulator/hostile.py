@@ -11,7 +11,8 @@ misbehaving server sends instead; :mod:`.faults` names them as fault kinds:
 - ``looping_position``: the updates answer hands back the position it was asked for, with
   changes, for ever;
 - ``endless_changelog``: the updates answer hands a new position with 100 changes, for ever;
-- ``oversized``: the answer is padded (a JSON member) to ``size`` bytes.
+- ``oversized``: the answer is padded (a JSON member) to ``size`` bytes;
+- ``escape_page``: an HTTP 410 error page full of terminal escape sequences, 2 KB long.
 
 ``drip`` (the answer sent a byte at a time) is done by the server, which sends the body.
 """
@@ -94,7 +95,16 @@ def oversized(answer: Answer, size: int) -> Answer:
     return Answer(answer.status, body, answer.content_type, answer.headers)
 
 
+ESCAPES = "\x1b]0;owned\x07\x1b[2J\x1b[31m\u202e"
+
+
+def escape_page(answer: Answer, params: Params) -> Answer:
+    body = f"<html><title>{ESCAPES}Bad request</title>{ESCAPES}{'.' * 2000}</html>"
+    return Answer(410, body.encode(), "text/html")
+
+
 TRANSFORMS = {
+    "escape_page": escape_page,
     "poison_threat": poison_threat, "deep_threat": deep_threat, "deep_page": deep_page,
     "lying_totals": lying_totals, "looping_position": looping_position, "endless_changelog": endless_changelog,
 }
