@@ -15,7 +15,6 @@ import subprocess
 from collections import Counter
 
 import pytest
-import trustme
 from receivers import INLETS, SYSLOG_NG, SyslogNg, require
 from support import run_cli, write_config
 
@@ -25,11 +24,6 @@ from phishme_intel.simulator.dataset import Dataset
 
 VENDOR = "Cofense"
 CEF_RULEBASE = "version=2\nrule=:%cef:cef%\n"
-
-
-@pytest.fixture(scope="module")
-def ca() -> trustme.CA:
-    return trustme.CA()
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ import json
 from collections import Counter
 
 import pytest
-import trustme
 from configupdater import ConfigUpdater
 from receivers import Medallion
 from support import run_cli, write_config
@@ -119,15 +118,12 @@ def test_a_server_that_is_down_ends_the_run_with_74_and_keeps_the_position(tmp_p
     assert position(config) == ""
 
 
-def test_tls_is_verified_against_taxii_ca_bundle(tmp_path, simulator):
-    ca = trustme.CA()
+def test_tls_is_verified_against_taxii_ca_bundle(tmp_path, simulator, ca, ca_file):
     server = Medallion(tmp_path / "medallion", {USER: PASSWORD}, tls=ca)
     try:
         (tmp_path / "untrusted").mkdir()
         untrusted = run_cli(taxii_config(tmp_path / "untrusted", simulator, server.api_root))
-        bundle = tmp_path / "ca.pem"
-        ca.cert_pem.write_to_path(str(bundle))
-        trusted = run_cli(taxii_config(tmp_path, simulator, server.api_root, taxii_ca_bundle=str(bundle)))
+        trusted = run_cli(taxii_config(tmp_path, simulator, server.api_root, taxii_ca_bundle=str(ca_file)))
     finally:
         server.stop()
 
