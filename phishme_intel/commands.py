@@ -32,11 +32,12 @@ from . import interrupts, schedule
 from .adapters.base import Adapter
 from .client import ApiClient
 from .config import Config, load
+from .config.indicators import gate as indicator_gate
 from .config.understood import require_writable_folder, utc
 from .errors import CheckpointError, ConfigError, Error, Interrupted, Unexpected
 from .lock import hold
 from .logs import logging_to, redact
-from .models import Threat, ThreatRef
+from .models import Gate, Threat, ThreatRef
 from .monitoring import metrics, status_file
 from .monitoring.health import UNKNOWN, Health, judge
 from .monitoring.status_file import INTERRUPTED, RunRecord, StatusFileError
@@ -88,9 +89,10 @@ def run(
                 raise failure from None
             log.info(
                 "run finished: %s, %d delivered, %d withdrawn, %d skipped as expired, %d skipped as invalid, "
-                "%d requests, %.1f s",
+                "%d values not indicators, %d indicators allow-listed, %d requests, %.1f s",
                 report.mode, report.delivered, report.withdrawn, report.skipped_expired, report.skipped_invalid,
-                report.requests, report.finished - report.started,
+                sum(report.rejected.values()), sum(report.allowlisted.values()), report.requests,
+                report.finished - report.started,
             )
             _record(config, RunRecord.of(report))
     return report
@@ -178,9 +180,20 @@ def _sync(config: Config, state: SyncState, watch: _Watch) -> Report:
     try:
         adapters = [adapter(settings) for adapter, settings in config.adapters.values()]
         checkpoint = ConfigCheckpoint(config.path)
-        return synchronize(client, adapters, checkpoint, config.api, state, watch)
+        return synchronize(client, adapters, checkpoint, config.api, state, watch, gate=_gate(config))
     finally:
         client.close()
+
+
+def _gate(config: Config) -> Gate:
+    """The run's indicator gate, its allow-list loaded; ConfigError if a file changed since the check."""
+    try:
+        gate = indicator_gate(config.indicators)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(config.path, [f"[indicators]: cannot load the allow-list: {exc}"]) from None
+    if len(gate.allowlist):
+        log.info("allow-list: %d entries", len(gate.allowlist))
+    return gate
 
 
 def _record(config: Config, run: RunRecord) -> None:
@@ -318,7 +331,8 @@ def dry_run(
         client = ApiClient(config.api, config.proxy)
         preview, checkpoint = Preview(), RecordingCheckpoint()
         try:
-            report = synchronize(client, [preview], checkpoint, config.api, config.state, on_progress)
+            report = synchronize(client, [preview], checkpoint, config.api, config.state, on_progress,
+                                 gate=_gate(config))
         finally:
             client.close()
     return DryRun(

@@ -17,8 +17,9 @@ from __future__ import annotations
 import configparser
 import logging
 import os
+from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from configupdater import ConfigUpdater, Section
@@ -53,7 +54,9 @@ class Report:
 
     A backfill also tells how far it has come: its span ``backfill_from`` to
     ``backfill_until`` and ``backfill_reached``, the end of the last search window delivered.
-    ``skipped_invalid`` counts the threats the API sent that could not be understood.
+    ``skipped_invalid`` counts the threats the API sent that could not be understood;
+    ``rejected`` the values of delivered threats the indicator gate turned away, by kind and
+    reason, and ``allowlisted`` their allow-listed indicators, by kind (each value once per threat).
     """
 
     mode: str = ""
@@ -70,6 +73,8 @@ class Report:
     backfill_from: int | None = None
     backfill_until: int | None = None
     backfill_reached: int | None = None
+    rejected: Counter[tuple[str, str]] = field(default_factory=Counter)
+    allowlisted: Counter[str] = field(default_factory=Counter)
 
 
 class Checkpoint(Protocol):

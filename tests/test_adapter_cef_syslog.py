@@ -261,7 +261,7 @@ def test_tcp_framing_delivers_every_message_intact_including_multibyte_text(tmp_
 
     messages = listener.messages()
     assert len(messages) == sum(len(threat_events(t)) for t in threats) > 3
-    assert parse_cef(parse_syslog(messages[0]).message).extensions["cs4"] == "http://bücher.example/ä?q=1\\2"
+    assert parse_cef(parse_syslog(messages[0]).message).extensions["cs4"] == "http://xn--bcher-kva.example/ä?q=1\\2"
     assert len(listener.connections) == 1 and listener.errors == []
     listener.close()
 

@@ -173,8 +173,9 @@ def test_the_metrics_file_parses_as_prometheus_text_with_the_run_facts(tmp_path,
     assert run_cli(config).returncode == 69
 
     families = {f.name: f for f in text_string_to_metric_families((tmp_path / "phishme_intel.prom").read_text())}
-    value = {name: family.samples[0].value for name, family in families.items()}
+    value = {name: family.samples[0].value for name, family in families.items() if family.samples}
     threats = {s.labels["action"]: s.value for s in families["phishme_intel_threats"].samples}
+    indicators = {s.labels["verdict"]: s.value for s in families["phishme_intel_indicators"].samples}
     data = _status_json(tmp_path)
 
     assert value["phishme_intel_last_exit_code"] == 69
@@ -184,6 +185,9 @@ def test_the_metrics_file_parses_as_prometheus_text_with_the_run_facts(tmp_path,
     assert threats == {"delivered": len(dataset.live_ids()), "withdrawn": 0, "skipped_expired": 0, "skipped_invalid": 0}
     runs = {s.labels["outcome"]: s.value for s in families["phishme_intel_runs"].samples}
     assert runs == {"success": 1, "failed": 1}
+    rejected = sum(sum(reasons.values()) for reasons in data["last_success"]["rejected_indicators"].values())
+    assert indicators == {"rejected": rejected, "allowlisted": 0} and rejected > 0
+    assert families["phishme_intel_last_run_rejected_indicators"].samples == []  # the failed run delivered nothing
 
 
 @pytest.mark.parametrize("key", ["status_file", "metrics_file"])

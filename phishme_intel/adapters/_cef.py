@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..models import MALWARE, Indicator, Threat, ThreatRef
+from ..models.indicators import url_host, verdict
 
 VERSION = "1.0"
 PRODUCTS = {MALWARE: "Intelligence", "phish": "Brand Intelligence"}
@@ -123,7 +124,7 @@ def _malware_events(threat: Threat) -> Iterator[Event]:
         *_labelled("cs6", _text(raw.get("reportURL"))),
     )
     files = _file_names(raw)
-    for indicator in threat.indicators:
+    for indicator in threat.emitted_indicators:
         if indicator.kind in ("url", "domain", "email"):
             where = _labelled("cs4", indicator.value, VALUE_LABELS[indicator.kind])
             yield _malware_event(_MALWARE_SIGNATURES[indicator.kind], indicator, common, where)
@@ -155,11 +156,11 @@ def _phish_events(threat: Threat) -> Iterator[Event]:
         *_labelled("cs2", _brands(raw)), *_labelled("cs5", _text(raw.get("threatDetailURL"))),
         *_labelled("cs6", _text(_field(raw, "screenshot", "url_1", "url")), PHISH_LABELS["cs6"]),
     )
-    ip = next((indicator.value for indicator in threat.indicators if indicator.kind == "ipv4"), None)
+    ip = next((indicator.value for indicator in threat.emitted_indicators if indicator.kind == "ipv4"), None)
     phishing = _text(_field(raw, "phishingURL_1", "url"))
     hosts = _url_objects(raw)
     ip_sent = False
-    for indicator in threat.indicators:
+    for indicator in threat.emitted_indicators:
         if indicator.kind == "url":
             host, domain = hosts.get(indicator.value, (None, None))
             with_ip = indicator.value == phishing and ip is not None
@@ -221,13 +222,16 @@ def _file_names(raw: dict[str, Any]) -> dict[str, str]:
 
 
 def _url_objects(raw: dict[str, Any]) -> dict[str, tuple[str | None, str | None]]:
-    """Each URL of a phish threat, to its (host, registered domain) from the URL object."""
+    """Each canonical URL of a phish threat, to its host and registered domain (canonical, from the URL object)."""
     objects = [raw.get("phishingURL_1"), *_items(raw, "actionURLs_1"), *_items(raw, "reportedURLs_1")]
     found: dict[str, tuple[str | None, str | None]] = {}
     for url_object in objects:
         if isinstance(url_object, dict) and (url := _text(url_object.get("url"))):
-            host = _text(url_object.get("host"))
-            found.setdefault(url, (host, _text(url_object.get("domain")) or host))
+            if (canonical_url := verdict("url", url, keep_private_ips=True).value) is None:
+                continue
+            host = url_host(canonical_url)
+            domain = verdict("domain", _text(url_object.get("domain")) or host).value
+            found.setdefault(canonical_url, (host, domain))
     return found
 
 

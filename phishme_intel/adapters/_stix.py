@@ -6,8 +6,9 @@ Each threat becomes:
 - a ``malware`` object (``is_family``) per malware family the threat names;
 - an ``indicator`` per indicator, its pattern matching the value (``url:value``,
   ``domain-name:value``, ``ipv4-addr:value``, ``email-addr:value``, ``file:hashes.MD5`` and
-  the SHA hashes, a sender's ``email-message:from_ref.value``, ``email-message:subject``);
-  a wildcard domain (``*example.com``) or a ``<redacted>`` part becomes a ``LIKE`` pattern;
+  the SHA hashes, a sender's ``email-message:from_ref.value``, ``email-message:subject``),
+  built by :mod:`._stix_patterns` from canonical values only, allow-listed ones left out
+  (``LIKE`` only for a validated wildcard domain, ``*.example.com``);
   the impact becomes ``confidence`` (Major 85, Moderate 50, Minor 15, None 0);
 - a ``relationship`` ``indicates`` from each indicator to its malware family;
 - the threat itself as a ``report`` whose ``object_refs`` name all of the above, with
@@ -35,6 +36,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from ..models import Indicator, Threat
+from . import _stix_patterns as patterns
 
 NAMESPACE = uuid.UUID("5b0c2a8e-3f4d-4d6b-9a57-2f1c6de0a7c1")
 SHARED_TIME = "2013-01-01T00:00:00.000Z"
@@ -44,19 +46,6 @@ COFENSE = {
     "name": "Cofense", "identity_class": "organization", "sectors": ["technology"],
 }
 CONFIDENCE = {"Major": 85, "Moderate": 50, "Minor": 15, "None": 0}
-PATTERN_PATHS = {
-    "url": "url:value",
-    "domain": "domain-name:value",
-    "ipv4": "ipv4-addr:value",
-    "sender_ip": "ipv4-addr:value",
-    "email": "email-addr:value",
-    "sender_email": "email-message:from_ref.value",
-    "subject": "email-message:subject",
-    "md5": "file:hashes.MD5",
-    "sha1": "file:hashes.'SHA-1'",
-    "sha256": "file:hashes.'SHA-256'",
-}
-REDACTED = "<redacted>"
 #: The properties of each kind of object we revoke, in the order the stix2 library writes them.
 ORDER = {
     "indicator": ("type", "spec_version", "id", "created_by_ref", "created", "modified", "name", "description",
@@ -85,7 +74,7 @@ def threat_objects(threat: Threat, log: logging.Logger) -> list[dict[str, Any]]:
     indicators: list[dict[str, Any]] = []
     relationships: list[dict[str, Any]] = []
     valid_from = _any_precision(threat.first_published)
-    for indicator in threat.indicators:
+    for indicator in threat.emitted_indicators:
         made = _indicator(threat, indicator, common, valid_from, log)
         if made is None:
             continue
@@ -158,7 +147,7 @@ class BundleId:
 def _indicator(
     threat: Threat, indicator: Indicator, common: dict[str, Any], valid_from: str, log: logging.Logger,
 ) -> dict[str, Any] | None:
-    pattern = _pattern(indicator)
+    pattern = patterns.pattern(indicator.kind, indicator.value)
     if pattern is None:
         log.debug("%s %d: no STIX pattern for a %s indicator; skipped", threat.kind, threat.id, indicator.kind)
         return None
@@ -176,24 +165,6 @@ def _indicator(
     if confidence is not None:
         made["confidence"] = confidence
     return made
-
-
-def _pattern(indicator: Indicator) -> str | None:
-    """A STIX pattern matching the indicator; ``LIKE`` for wildcard domains and redacted parts."""
-    target = PATTERN_PATHS.get(indicator.kind)
-    if target is None:
-        return None
-    value = indicator.value
-    wildcard = indicator.kind == "domain" and value.startswith("*")
-    if wildcard or REDACTED in value:
-        value = value.lstrip("*") if wildcard else value
-        like = ("%" if wildcard else "") + "%".join(_quoted(part) for part in value.split(REDACTED))
-        return f"[{target} LIKE '{like}']"
-    return f"[{target} = '{_quoted(value)}']"
-
-
-def _quoted(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("'", "\\'")
 
 
 def _families(threat: Threat) -> list[str]:

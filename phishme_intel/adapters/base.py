@@ -37,7 +37,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
-from ..models import Threat, ThreatRef
+from ..models import DEFAULT_GATE, Gate, Threat, ThreatRef
 from ..options import Option
 
 
@@ -49,6 +49,10 @@ class Adapter(ABC):
     name: ClassVar[str]
     #: The keys of its config section besides ``use``, parsed with :mod:`phishme_intel.options`.
     options: ClassVar[tuple[Option, ...]] = ()
+    #: The run's indicator gate, set by the sync before :meth:`open`: an adapter that emits
+    #: indicators emits none its allow-list covers (:attr:`Threat.emitted_indicators
+    #: <phishme_intel.models.Threat.emitted_indicators>` leaves them out already).
+    gate: Gate = DEFAULT_GATE
 
     def __init__(self, settings: Mapping[str, Any]) -> None:
         """``settings``: the parsed values of :attr:`options`, relative paths already resolved."""

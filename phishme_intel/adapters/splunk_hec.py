@@ -118,7 +118,7 @@ class SplunkHecAdapter(Adapter):
                 "indicator_count": len(threat.indicators),
             }, threat.json)
             if self.settings["indicator_events"]:
-                for indicator in threat.indicators:
+                for indicator in threat.emitted_indicators:
                     self._add(when, {
                         "action": "upsert", "event_type": "indicator", **ref, "indicator_type": indicator.kind,
                         "value": indicator.value, "impact": indicator.impact, "role": indicator.role,

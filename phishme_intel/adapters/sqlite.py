@@ -112,7 +112,7 @@ class SqliteAdapter(Adapter):
         each) took most of an updates run."""
         threats = list({t.ref: t for t in threats}.values())  # a threat twice in one batch: the last one counts
         refs = [(t.kind, t.id) for t in threats]
-        rows = [(t.kind, t.id, *indicator) for t in threats for indicator in t.indicators]  # Indicator: column order
+        rows = [(t.kind, t.id, *indicator[:5]) for t in threats for indicator in t.indicators]  # the columns, in order
         try:
             self.db.executemany(
                 "INSERT OR REPLACE INTO threats VALUES (?, ?, ?, ?, ?, ?)",

@@ -3,7 +3,8 @@
 The file keeps the vendor library's sections (``[pm_api]``, ``[pm_product]``,
 ``[pm_jitter]``, ``[local_log]``, ``[local_file_lock]``, ``[local_proxy]``,
 ``[integration_<name>]``) so an existing config.ini works as it is (:mod:`.vendor4x` names the
-4.x sections it no longer uses); ``[local_status]`` is phishme-intel's own. :func:`load`
+4.x sections it no longer uses); ``[local_status]`` and ``[indicators]`` (:mod:`.indicators`)
+are phishme-intel's own. :func:`load`
 checks all of it at once and raises one :class:`~phishme_intel.errors.ConfigError` listing
 every problem, each naming its section and key; it never writes to the file. Relative
 paths are resolved against the folder that holds config.ini, so cron's working directory
@@ -45,7 +46,8 @@ from ..options import (
     url_password,
 )
 from ..state import SyncState
-from . import sources, vendor4x
+from . import indicators, sources, vendor4x
+from .indicators import IndicatorSettings
 
 API_OPTIONS = (
     Option("base_url", url("https", "http"), "https://www.threathq.com/apiv1"),
@@ -111,6 +113,7 @@ _SECTIONS = {
     "local_proxy": PROXY_OPTIONS,
     "local_status": STATUS_OPTIONS,
     "pm_jitter": JITTER_OPTIONS,
+    indicators.SECTION: indicators.OPTIONS,
 }
 _INTEGRATION = "integration_"
 _SECRET_KEY = re.compile(r"pass|token|secret|key", re.IGNORECASE)
@@ -187,6 +190,7 @@ class Config:
     status: StatusSettings
     jitter: JitterSettings
     warnings: list[str]
+    indicators: IndicatorSettings
     origins: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -279,7 +283,7 @@ def load(config_path: str) -> Config:
                 f"{problem}; found [{found}]: did you mean [{name}]?" if problem.startswith(missing) else problem
                 for problem in problems
             ]
-    api, product, log, lock, proxy, status, jitter = (values[name] for name in _SECTIONS)
+    api, product, log, lock, proxy, status, jitter, gate = (values[name] for name in _SECTIONS)
     _check_paths(api, log, lock, problems)
     _check_transport("pm_api", api, "the API user and password", problems, warnings)
     status_settings = _status(status, log, problems)
@@ -287,6 +291,7 @@ def load(config_path: str) -> Config:
         problems.append("[pm_product]: intelligence and brand_intelligence are both False; nothing to sync")
     proxy_settings = _proxy(proxy, problems)
     enabled = _adapters(parser, base_dir, problems, warnings, origins)
+    indicator_settings = indicators.settings(gate, problems)
     if problems:
         raise ConfigError(config_path, problems)
     return Config(
@@ -320,6 +325,7 @@ def load(config_path: str) -> Config:
         jitter=JitterSettings(jitter["use"], jitter["execution_frequency"], jitter["scheduler_offset"]),
         warnings=warnings,
         origins=origins,
+        indicators=indicator_settings,
     )
 
 

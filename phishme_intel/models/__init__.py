@@ -9,7 +9,13 @@ indicator
     domain, an IPv4 address, an e-mail address, a file hash, a subject line, a sender. An
     :class:`Indicator` carries the kind, the value and the context the threat gives it
     (impact, role, malware family). The vendor portal links inside a threat are context,
-    never indicators.
+    never indicators. Every value passes the indicator gate (:mod:`.indicators`) and is kept
+    in its canonical form; a value that fails is a *rejected* value, not an indicator.
+allow-listed
+    An indicator the site's allow-list covers (:mod:`.allowlist`): kept by the stores, emitted
+    by no other adapter.
+gate
+    A run's :class:`Gate`: whether private IPv4 addresses are indicators, and the allow-list.
 delivery
     Handing threats to the product adapters: a delivered threat replaces whatever the
     product held for the same :class:`ThreatRef`, so delivering twice changes nothing.
@@ -35,24 +41,23 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from ..errors import ThreatFormatError
+from . import indicators
+from .allowlist import Allowlist
+from .indicators import verdict
 from .limits import MAX_DEPTH, Unreadable, deeper_than, is_time
 
 MALWARE = "malware"
 PHISH = "phish"
 KINDS = (MALWARE, PHISH)
 IMPACTS = ("Major", "Moderate", "Minor", "None")
-INDICATOR_KINDS = (
-    "url", "domain", "ipv4", "email", "md5", "sha1", "sha256", "subject", "sender_ip", "sender_email",
-)
+INDICATOR_KINDS = indicators.KINDS
 _PREFIX = {MALWARE: "m", PHISH: "p"}
 _MAX_INTEGER = 2**63 - 1  # ids and times must fit a 64-bit signed integer (SQLite's INTEGER)
-_HASH_LENGTHS = {"md5": 32, "sha1": 40, "sha256": 64}
 _TIMES = ("firstPublished", "lastPublished", "firstDate", "lastDate", "confirmedDate")
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
@@ -70,7 +75,7 @@ class ThreatRef(NamedTuple):
 
 
 class Indicator(NamedTuple):
-    """One observable of a threat; ``impact``/``role``/``malware_family`` are None when unknown.
+    """One observable of a threat, its value canonical; ``impact``/``role``/``malware_family`` None when unknown.
 
     A named tuple, not a dataclass: a backfill makes hundreds of thousands of them, and a
     tuple is made in a third of the time a frozen dataclass takes.
@@ -81,6 +86,26 @@ class Indicator(NamedTuple):
     impact: str | None = None
     role: str | None = None
     malware_family: str | None = None
+    allowlisted: bool = False
+
+
+class Rejection(NamedTuple):
+    """A value of a threat the gate turned away, and why (one of :data:`.indicators.REASONS`)."""
+
+    kind: str
+    value: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Gate:
+    """What a run takes as indicators: private IPv4 addresses or not, and what it allow-lists."""
+
+    keep_private_ips: bool = False
+    allowlist: Allowlist = field(default_factory=Allowlist)
+
+
+DEFAULT_GATE = Gate()
 
 
 @dataclass(slots=True)
@@ -93,7 +118,9 @@ class Threat:
     first_published: int
     last_published: int
     raw: dict[str, Any] = field(repr=False)
+    gate: Gate = field(default=DEFAULT_GATE, repr=False)
     _indicators: list[Indicator] | None = field(default=None, repr=False)
+    _rejected: list[Rejection] = field(default_factory=list, repr=False)
     _json: str | None = field(default=None, repr=False)
 
     @property
@@ -109,15 +136,41 @@ class Threat:
 
     @property
     def indicators(self) -> list[Indicator]:
-        """The threat's indicators, one per distinct (kind, value), the first seen; computed once."""
+        """The threat's indicators (allow-listed ones too), one per distinct (kind, value), the first seen.
+
+        Computed once, with :attr:`rejected`.
+        """
         if self._indicators is None:
             found = _malware_indicators(self.raw) if self.kind == MALWARE else _phish_indicators(self.raw)
-            distinct: dict[tuple[str, str], Indicator] = {}
-            for indicator in found:
-                if indicator is not None and indicator[:2] not in distinct:
-                    distinct[indicator[:2]] = indicator
-            self._indicators = list(distinct.values())
+            self._indicators = self._screen(found)
         return self._indicators
+
+    @property
+    def rejected(self) -> list[Rejection]:
+        """The values of the threat the gate turned away, one per distinct (kind, value)."""
+        if self._indicators is None:
+            self.indicators  # noqa: B018 - computes both
+        return self._rejected
+
+    @property
+    def emitted_indicators(self) -> list[Indicator]:
+        """The indicators an adapter other than a store emits: every one but the allow-listed."""
+        return [indicator for indicator in self.indicators if not indicator.allowlisted]
+
+    def _screen(self, found: list[_Found]) -> list[Indicator]:
+        gate, allowlist = self.gate, self.gate.allowlist
+        distinct: dict[tuple[str, str], Indicator] = {}
+        rejected: dict[tuple[str, str], Rejection] = {}
+        for kind, sent, impact, role, family in found:
+            value, reason = verdict(kind, sent, keep_private_ips=gate.keep_private_ips)
+            if value is None:
+                rejected.setdefault((kind, sent), Rejection(kind, sent, reason or "syntax"))
+            elif (kind, value) not in distinct:
+                listed = bool(allowlist) and allowlist.covers(kind, value)
+                distinct[kind, value] = _make_indicator(
+                    (kind, value, impact if impact in _IMPACTS else None, role, family, listed))
+        self._rejected = list(rejected.values())
+        return list(distinct.values())
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,11 +182,12 @@ class ChangelogEntry:
     occurred_on: int | None
 
 
-def parse_threat(raw: Any, text: str | None = None) -> Threat:
+def parse_threat(raw: Any, text: str | None = None, gate: Gate = DEFAULT_GATE) -> Threat:
     """Build a :class:`Threat` from one threat object of an API answer.
 
     ``text`` is the object's JSON text as received (decoded from UTF-8), kept as the threat's
-    :attr:`~Threat.json`; without it the JSON text is encoded from ``raw``. Raises
+    :attr:`~Threat.json`; without it the JSON text is encoded from ``raw``. ``gate`` decides
+    which of its values are indicators and which are allow-listed. Raises
     ThreatFormatError when the object has no usable type, id or publication time, or holds a
     value outside the bounds of :mod:`.limits` (an :class:`~.limits.Unreadable` in its place
     included).
@@ -158,7 +212,7 @@ def parse_threat(raw: Any, text: str | None = None) -> Threat:
         last = _time(raw, "lastDate", "confirmedDate", "firstDate")
         label = raw.get("title")
     label = label if isinstance(label, str) else ""
-    return Threat(kind, threat_id, label, first, last, raw, _json=_json_text(raw, text, threat_id))
+    return Threat(kind, threat_id, label, first, last, raw, gate, _json=_json_text(raw, text, threat_id))
 
 
 def _json_text(raw: dict[str, Any], text: str | None, threat_id: int) -> str:
@@ -259,46 +313,13 @@ def _host_of(value: Any) -> str | None:
         return None
 
 
-def _lower_hex(length: int) -> Callable[[str], str | None]:
-    def normalise(value: str) -> str | None:
-        value = value.lower()
-        return value if len(value) == length and not value.strip("0123456789abcdef") else None
-
-    return normalise
-
-
-def _dotted_ipv4(value: str) -> str | None:
-    """``value`` if it is an IPv4 address as :class:`ipaddress.IPv4Address` writes it (its text form)."""
-    return value if _IPV4.fullmatch(value) else None
-
-
-_OCTET = "(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
-_IPV4 = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
-#: How each kind's values are normalised; None when the value is not of its kind. Kinds not
-#: named here are taken as they are.
-_NORMALISE: dict[str, Callable[[str], str | None]] = {
-    "domain": str.lower, "email": str.lower, "sender_email": str.lower,
-    **{kind: _lower_hex(length) for kind, length in _HASH_LENGTHS.items()},
-    "ipv4": _dotted_ipv4, "sender_ip": _dotted_ipv4,
-}
 _IMPACTS = frozenset(IMPACTS)
-
-
-def _indicator(
-    kind: str, value: str | None, impact: str | None = None, role: str | None = None, family: str | None = None
-) -> Indicator | None:
-    """A normalised indicator, or None when the value is empty or not of its kind."""
-    if value is None:
-        return None
-    normalise = _NORMALISE.get(kind)
-    if normalise is not None:
-        value = normalise(value)
-        if value is None:
-            return None
-    return _make_indicator((kind, value, impact if impact in _IMPACTS else None, role, family))
+#: A value found in a threat, before the gate: kind, value as sent, impact, role, malware family.
+_Found = tuple[str, str, "str | None", "str | None", "str | None"]
 
 
 _make_indicator = Indicator._make  # tuple.__new__: no argument parsing in Python
+_IPV4_HOST = re.compile(r"[0-9]{1,3}(?:\.[0-9]{1,3}){3}")
 _BLOCK_KINDS = {"URL": "url", "Domain Name": "domain", "IPv4 Address": "ipv4", "Email": "email"}
 
 
@@ -307,39 +328,44 @@ _COUNTED = (("subjectSet", "subject", "subject"), ("senderIpSet", "sender_ip", "
             ("senderEmailSet", "sender_email", "senderEmail"))
 
 
-def _malware_indicators(raw: dict[str, Any]) -> list[Indicator | None]:
-    found: list[Indicator | None] = []
+def _malware_indicators(raw: dict[str, Any]) -> list[_Found]:
+    found: list[_Found] = []
     add = found.append
     for block in _items(raw, "blockSet"):
         kind = _BLOCK_KINDS.get(_string(block.get("blockType")) or "")
-        if kind is not None:
-            value = _url_of(block.get("data_1")) or _string(block.get("data"))
-            add(_indicator(kind, value, _string(block.get("impact")), _string(block.get("role")),
-                           _family(block.get("malwareFamily"))))
+        if kind is not None and (value := _url_of(block.get("data_1")) or _string(block.get("data"))) is not None:
+            add((kind, value, _string(block.get("impact")), _string(block.get("role")),
+                 _family(block.get("malwareFamily"))))
     for exe in _items(raw, "executableSet"):
         family = _family(exe.get("malwareFamily"))
         impact = _string(exe.get("severityLevel"))
         for kind, key in _EXECUTABLE_HASHES:
-            add(_indicator(kind, _string(exe.get(key)), impact, "executable", family))
+            if (value := _string(exe.get(key))) is not None:
+                add((kind, value, impact, "executable", family))
     for key, kind, field_name in _COUNTED:
         for item in _items(raw, key):
-            add(_indicator(kind, _string(item.get(field_name))))
+            if (value := _string(item.get(field_name))) is not None:
+                add((kind, value, None, None, None))
     return found
 
 
-def _phish_indicators(raw: dict[str, Any]) -> list[Indicator | None]:
+def _phish_indicators(raw: dict[str, Any]) -> list[_Found]:
     urls: list[tuple[Any, str]] = [(raw.get("phishingURL_1"), "phishing")]
     urls += [(item, "action") for item in _items(raw, "actionURLs_1")]
     urls += [(item, "reported") for item in _items(raw, "reportedURLs_1")]
-    found: list[Indicator | None] = []
+    found: list[_Found] = []
     for url_object, role in urls:
-        found.append(_indicator("url", _url_of(url_object), "Major", role))
-        found.append(_indicator("domain", _host_of(url_object), "Major", role))
+        if (url := _url_of(url_object)) is not None:
+            found.append(("url", url, "Major", role, None))
+        host = _host_of(url_object)
+        if host is not None and not _IPV4_HOST.fullmatch(host):  # an address host is the ipDetail's IP
+            found.append(("domain", host, "Major", role, None))
     ip_detail = raw.get("ipDetail")
-    if isinstance(ip_detail, dict):
-        found.append(_indicator("ipv4", _string(ip_detail.get("ip")), "Major", "phishing"))
+    if isinstance(ip_detail, dict) and (ip := _string(ip_detail.get("ip"))) is not None:
+        found.append(("ipv4", ip, "Major", "phishing", None))
     for kit in _items(raw, "kits"):
         for kit_file in _items(kit, "files"):
             for email in _items(kit_file, "emails"):
-                found.append(_indicator("email", _string(email.get("email")), None, "kit"))
+                if (value := _string(email.get("email"))) is not None:
+                    found.append(("email", value, None, "kit", None))
     return found

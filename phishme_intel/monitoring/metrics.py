@@ -49,6 +49,17 @@ def families(status: Status) -> list[Family]:
                 ({"outcome": "failed"}, totals.get("failed_runs", 0))]),
         Family("backfill_in_progress", "gauge", "1 while a backfill is unfinished, else 0.",
                [({}, 1 if status.backfill_until is not None else 0)]),
+        Family("last_run_rejected_indicators", "gauge",
+               "Values of the threats the last run delivered that the indicator gate turned away, by kind and reason.",
+               [({"kind": kind, "reason": reason}, count)
+                for kind, reasons in status.last_run.rejected_indicators.items() for reason, count in reasons.items()]),
+        Family("last_run_allowlisted_indicators", "gauge",
+               "Allow-listed indicators of the threats the last run delivered (emitted by no adapter), by kind.",
+               [({"kind": kind}, count) for kind, count in status.last_run.allowlisted_indicators.items()]),
+        Family("indicators_total", "counter",
+               "Indicator values of delivered threats by all runs since the status file was created, by verdict.",
+               [({"verdict": "rejected"}, totals.get("rejected_indicators", 0)),
+                ({"verdict": "allowlisted"}, totals.get("allowlisted_indicators", 0))]),
     ]
 
 

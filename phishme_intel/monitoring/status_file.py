@@ -14,20 +14,24 @@ The status file's layout (``schema`` 1; times are ISO 8601 in UTC)::
      "position": "0b3c…" or null, "position_since": TIME or null,
      "backfill": {"until": TIME, "done": TIME} or null,
      "totals": {"runs": 7, "failed_runs": 1, "delivered": 9120, "withdrawn": 12,
-                "skipped_expired": 0, "skipped_invalid": 1, "requests": 411}}
+                "skipped_expired": 0, "skipped_invalid": 1, "requests": 411,
+                "rejected_indicators": 230, "allowlisted_indicators": 4}}
 
 where ``RUN`` is ``{"started", "finished", "duration_seconds", "outcome" ("success",
 "failed", or "interrupted": SIGINT or SIGTERM stopped it at a safe point), "exit_code",
 "error" (the message, or null), "mode" ("backfill" or "updates"),
 "delivered", "withdrawn", "skipped_expired", "skipped_invalid" (threats that could not
-be understood), "requests"}``. A status file written by an earlier release says ``failed`` for
-``skipped_invalid``; it is read as such.
+be understood), "requests", "rejected_indicators" (the values of delivered threats the
+indicator gate turned away, by kind and reason: ``{"domain": {"wildcard": 3}}``),
+"allowlisted_indicators" (allow-listed indicators of delivered threats, by kind)}``. A status
+file written by an earlier release says ``failed`` for ``skipped_invalid``; it is read as such.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -38,6 +42,8 @@ from .timefmt import iso
 SCHEMA = 1
 SUCCESS, FAILED, INTERRUPTED = "success", "failed", "interrupted"
 COUNTS = ("delivered", "withdrawn", "skipped_expired", "skipped_invalid")
+#: The indicator counts of a run (by kind, and for rejections by reason), summed in the totals.
+INDICATOR_COUNTS = ("rejected_indicators", "allowlisted_indicators")
 _RENAMED = {"failed": "skipped_invalid"}
 
 
@@ -60,6 +66,8 @@ class RunRecord:
     skipped_expired: int = 0
     skipped_invalid: int = 0
     requests: int = 0
+    rejected_indicators: dict[str, dict[str, int]] = field(default_factory=dict)
+    allowlisted_indicators: dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def of(
@@ -75,11 +83,28 @@ class RunRecord:
             exit_code=exit_code, error=error, mode=report.mode, delivered=report.delivered,
             withdrawn=report.withdrawn, skipped_expired=report.skipped_expired,
             skipped_invalid=report.skipped_invalid, requests=report.requests,
+            rejected_indicators=_by_kind_and_reason(report.rejected.items()),
+            allowlisted_indicators=dict(sorted(report.allowlisted.items())),
         )
 
     @property
     def succeeded(self) -> bool:
         return self.outcome == SUCCESS
+
+    @property
+    def rejected_total(self) -> int:
+        return sum(sum(reasons.values()) for reasons in self.rejected_indicators.values())
+
+    @property
+    def allowlisted_total(self) -> int:
+        return sum(self.allowlisted_indicators.values())
+
+
+def _by_kind_and_reason(counts: Iterable[tuple[tuple[str, str], int]]) -> dict[str, dict[str, int]]:
+    nested: dict[str, dict[str, int]] = {}
+    for (kind, reason), count in sorted(counts):
+        nested.setdefault(kind, {})[reason] = count
+    return nested
 
 
 @dataclass(frozen=True)
@@ -99,12 +124,14 @@ class Status:
 def record(previous: Status | None, config: str, run: RunRecord, stored: SyncState) -> Status:
     """The status after ``run``, which left ``stored`` in config.ini; ``previous`` is the last status."""
     totals = dict(previous.totals) if previous else {}
-    for key in ("runs", "failed_runs", *COUNTS, "requests"):
+    for key in ("runs", "failed_runs", *COUNTS, "requests", *INDICATOR_COUNTS):
         totals.setdefault(key, 0)
     totals["runs"] += 1
     totals["failed_runs"] += 0 if run.succeeded else 1
     for key in (*COUNTS, "requests"):
         totals[key] += getattr(run, key)
+    totals["rejected_indicators"] += run.rejected_total
+    totals["allowlisted_indicators"] += run.allowlisted_total
     return Status(
         config=config,
         last_run=run,

@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from ..adapters.base import Adapter
 from ..client import ApiClient
 from ..config import ApiSettings
+from ..models import DEFAULT_GATE, Gate
 from ..state import Checkpoint, Report, SyncState
 from .backfill import backfill
 from .engine import Engine, log
@@ -33,6 +34,7 @@ def synchronize(
     state: SyncState,
     on_progress: Callable[[Report], None] | None = None,
     commit_every_threats: int = Engine.commit_every_threats,
+    gate: Gate = DEFAULT_GATE,
 ) -> Report:
     """One sync run: backfill if no position is stored, else follow the updates feed.
 
@@ -42,12 +44,16 @@ def synchronize(
     is called with the report as the run goes, and once more when it ends, however it ends.
     A backfill commits after a window once ``commit_every_threats`` threats were delivered
     since its last commit (or half a minute went by).
+    ``gate`` decides which values are indicators and which are allow-listed; every adapter
+    gets it (:attr:`~phishme_intel.adapters.base.Adapter.gate`) before it opens.
     """
+    for adapter in adapters:
+        adapter.gate = gate
     fanout = Fanout(adapters)
     pipeline = Pipeline(api.concurrency)
     run = Engine(
         client, fanout, checkpoint, api, pipeline, started=time.time(), on_progress=on_progress,
-        commit_every_threats=commit_every_threats,
+        commit_every_threats=commit_every_threats, gate=gate,
     )
     run.report.started = run.started
     with _rare_cycle_collection():

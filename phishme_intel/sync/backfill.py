@@ -141,8 +141,7 @@ def plausible(run: Engine, window: Window, page: SearchPage) -> SearchPage:
 
 def _deliver(run: Engine, page: SearchPage) -> int:
     threats = run.parse(page.threats, page.texts)
-    run.fanout.deliver(threats)
-    run.report.delivered += len(threats)
+    run.deliver(threats)
     run.progress()
     return len(threats)
 

@@ -10,7 +10,7 @@ from typing import Any
 from ..client import ApiClient
 from ..config import ApiSettings
 from ..errors import ThreatFormatError
-from ..models import MALWARE, PHISH, Threat, parse_threat
+from ..models import DEFAULT_GATE, MALWARE, PHISH, Gate, Threat, parse_threat
 from ..state import Checkpoint, Report, SyncState
 from .fanout import Fanout
 from .pipeline import Pipeline
@@ -34,6 +34,8 @@ class Engine:
     #: this many threats were delivered since its last commit, or after ``commit_every_seconds``.
     commit_every_threats: int = 5000
     commit_every_seconds: float = 30.0
+    gate: Gate = DEFAULT_GATE
+    _allowlisted_seen: set[tuple[str, str]] = field(default_factory=set, init=False, repr=False)
 
     @property
     def kinds(self) -> tuple[str, ...]:
@@ -48,7 +50,7 @@ class Engine:
         threats = []
         for raw, text in zip(raws, texts, strict=True) if texts is not None else ((raw, None) for raw in raws):
             try:
-                threat = parse_threat(raw, text)
+                threat = parse_threat(raw, text, self.gate)
             except ThreatFormatError as exc:
                 self.report.skipped_invalid += 1
                 log.warning("skipped a threat the API sent: %s", exc)
@@ -56,6 +58,27 @@ class Engine:
             if threat.kind in self.kinds:
                 threats.append(threat)
         return threats
+
+    def deliver(self, threats: list[Threat]) -> None:
+        """Hand ``threats`` to the adapters; count them, and the values the gate turned away or allow-lists.
+
+        A rejected value is logged at debug with its threat; an allow-listed one at info, once per run.
+        """
+        self.fanout.deliver(threats)
+        report = self.report
+        report.delivered += len(threats)
+        for threat in threats:
+            for rejected in threat.rejected:
+                report.rejected[rejected.kind, rejected.reason] += 1
+                log.debug("%s %d: %s %r is not an indicator (%s)", threat.kind, threat.id, rejected.kind,
+                          rejected.value, rejected.reason)
+            for indicator in threat.indicators:
+                if indicator.allowlisted:
+                    report.allowlisted[indicator.kind] += 1
+                    if (indicator.kind, indicator.value) not in self._allowlisted_seen:
+                        self._allowlisted_seen.add((indicator.kind, indicator.value))
+                        log.info("allow-listed, emitted by no adapter: %s %s (first in %s %d)", indicator.kind,
+                                 indicator.value, threat.kind, threat.id)
 
     def progress(self) -> None:
         """Show the report as it stands to the caller's ``on_progress`` hook, if it gave one."""

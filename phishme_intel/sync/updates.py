@@ -55,8 +55,7 @@ def _deliver(run: Engine, fetched: Fetched[SearchPage], expiry: int) -> None:
     threats = run.parse(page.threats, page.texts)
     fresh = [t for t in threats if t.first_published >= expiry]
     run.report.skipped_expired += len(threats) - len(fresh)
-    run.fanout.deliver(fresh)
-    run.report.delivered += len(fresh)
+    run.deliver(fresh)
 
 
 def _plan(run: Engine, stream: Stream, position: str | None, timestamp: int | None) -> None:
