@@ -13,7 +13,7 @@ from configupdater import ConfigUpdater
 from contract import AdapterContract, DiscardsUncommitted
 from support import run_cli, sample_threats, write_config
 
-from phishme_intel.adapters.blocklists import BlocklistsAdapter
+from phishme_intel.adapters.blocklists import BlocklistsAdapter, neutralised
 from phishme_intel.adapters.sqlite import SqliteAdapter
 from phishme_intel.errors import AdapterError
 from phishme_intel.models import parse_threat
@@ -163,13 +163,48 @@ def test_url_schemes_can_be_stripped_for_firewalls_that_match_without_them(tmp_p
     assert sync(tmp_path, [threat], strip_url_scheme="True", kinds="url")["url"] == ["x.example/a"]
 
 
-def test_values_a_line_cannot_hold_are_left_out_with_a_debug_line(tmp_path, caplog):
-    threat = malware(1, [("URL", {"url": "http://x.example/a b"}, "Major"),
-                         ("URL", {"url": "http://x.example/ok"}, "Major")])
+def test_values_an_earlier_release_stored_that_are_not_indicators_are_left_out_with_a_debug_line(tmp_path, caplog):
+    sync(tmp_path, [malware(1, [("URL", {"url": "http://x.example/ok"}, "Major")])], kinds="url, domain, email")
+    with sqlite3.connect(tmp_path / "phishme_intel.sqlite3") as db:  # as a release before the gate stored them
+        db.executemany("INSERT INTO indicators VALUES ('malware', 1, ?, ?, 'Major', 'C2', NULL)", [
+            ("url", "http://x.example/a b"), ("domain", "*docs.example.net"), ("domain", "*.com"),
+            ("email", "<redacted>@x.example"), ("domain", "Upper.Example"),
+        ])
+    db.close()
 
     with caplog.at_level(logging.DEBUG, logger="phishme_intel.adapters.blocklists"):
-        assert sync(tmp_path, [threat], kinds="url")["url"] == ["http://x.example/ok"]
-    assert "left out of the url list, a line cannot hold it: 'http://x.example/a b'" in caplog.text
+        found = sync(tmp_path, kinds="url, domain, email")
+
+    assert found == {"url": ["http://x.example/ok"], "domain": ["upper.example"], "email": []}
+    assert "left out of the url list, not an indicator (control): 'http://x.example/a b'" in caplog.text
+    assert "left out of the domain list, not an indicator (wildcard): '*docs.example.net'" in caplog.text
+
+
+def test_csv_cells_a_spreadsheet_would_run_are_neutralised(tmp_path):
+    threat = malware(1, [("Domain Name", "a.example", "Major")], label="=HYPERLINK(\"http://x\",\"y\")")
+    sync(tmp_path, [parse_threat({**threat.raw, "blockSet": [
+        {"blockType": "Domain Name", "data_1": "a.example", "impact": "Major", "role": "+C2",
+         "malwareFamily": {"familyName": "@SUM(1+1)"}},
+        {"blockType": "Domain Name", "data_1": "b.example", "impact": "Major", "role": "-2+3",
+         "malwareFamily": {"familyName": "=cmd|' /C calc'!A0"}},
+    ]})], kinds="domain", csv="True")
+
+    rows = list(csv.DictReader((tmp_path / "lists" / "domain.csv").open()))
+
+    assert [(r["value"], r["role"], r["malware_family"], r["threat_label"]) for r in rows] == [
+        ("a.example", "'+C2", "'@SUM(1+1)", "'=HYPERLINK(\"http://x\",\"y\")"),
+        ("b.example", "'-2+3", "'=cmd|' /C calc'!A0", "'=HYPERLINK(\"http://x\",\"y\")"),
+    ]
+    for cell in (r[key] for r in rows for key in r):
+        assert not cell.startswith(("=", "+", "-", "@", "\t", "\r"))
+    assert [neutralised(cell) for cell in ("\tx", "\rx", "a=b", "")] == ["'\tx", "'\rx", "a=b", ""]
+
+
+def test_subject_lines_are_never_a_list(tmp_path):
+    problems = []
+    parse_section("integration_blocklists", {"kinds": "domain, subject"}, BlocklistsAdapter.options, problems)
+    assert problems == ["[integration_blocklists] kinds: must be a comma-separated list of url, domain, ipv4, email, "
+                        "md5, sha1, sha256, sender_ip, sender_email, not 'domain, subject'"]
 
 
 def test_lists_are_replaced_atomically_and_only_when_their_content_changes(tmp_path):

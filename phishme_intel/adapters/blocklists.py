@@ -1,8 +1,11 @@
-"""``[integration_blocklists]``: plain-text indicator lists a firewall or SIEM polls.
+"""``[integration_blocklists]``: indicator lists a firewall, resolver, proxy or SIEM loads.
 
-One file per indicator kind, ``<folder>/<kind>.txt``, one value per line, sorted, for a
-Palo Alto External Dynamic List, a LogRhythm list, a QRadar reference-set import or a
-``curl`` in a script; with ``csv = True`` also ``<folder>/<kind>.csv`` with context columns.
+``formats = plain`` (the default): one file per indicator kind, ``<folder>/<kind>.txt``, one
+value per line, sorted, for a Palo Alto External Dynamic List, a LogRhythm list, a QRadar
+reference-set import or a ``curl`` in a script; with ``csv = True`` also
+``<folder>/<kind>.csv`` with context columns. The other formats (``rpz``, ``unbound``,
+``nftables``, ``ipset``, ``squid``: :mod:`._blocklist_formats`) are built from the same
+domain and IPv4 entries, whatever ``kinds`` says.
 
 The lists are not built from the deliveries but from the SQLite store that
 ``[integration_sqlite]`` keeps (which the config puts first among the adapters): they are
@@ -13,8 +16,11 @@ that withdraws it, unless another live threat also lists them. Every file is rep
 atomically, and only when its content changed, so a poller's If-Modified-Since works.
 
 Indicators without an impact (kit e-mail addresses, hashes of executables without a
-severity) are listed only when ``min_impact = none``. Values a line-based list cannot hold
-(containing blanks or control characters) are left out, with a debug line.
+severity) are listed only when ``min_impact = none``. Every value read from the store passes
+the indicator gate again (a store written by an earlier release may hold values that are not
+indicators: they are left out, with a debug line) and the run's allow-list; subject lines are
+never listed. CSV cells that a spreadsheet would run as a formula (starting with ``=``, ``+``,
+``-``, ``@``, a tab or a carriage return) are neutralised the OWASP way: a leading ``'``.
 """
 
 from __future__ import annotations
@@ -34,11 +40,16 @@ from typing import Any
 from ..errors import AdapterError
 from ..files import folder_problem, make_folder, reason, write_atomic
 from ..models import IMPACTS, INDICATOR_KINDS, Threat, ThreatRef
+from ..models.indicators import verdict
 from ..models.limits import is_time
 from ..options import Option, boolean, choice, integer, path
+from . import _blocklist_formats
 from .base import Adapter
 
 DEFAULT_KINDS = ("url", "domain", "ipv4", "email", "md5", "sha256")
+LISTED_KINDS = tuple(kind for kind in INDICATOR_KINDS if kind != "subject")
+#: What a spreadsheet takes for the start of a formula (OWASP "CSV Injection").
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 CSV_COLUMNS = (
     "value", "impact", "role", "malware_family", "threat_type", "threat_id", "threat_label",
     "last_published",
@@ -52,11 +63,11 @@ WHERE t.last_published >= ? AND i.kind IN ({kinds})
 
 
 def kinds(raw: str) -> tuple[str, ...]:
-    """A comma-separated list of indicator kinds, without repeats, in the order given."""
+    """A comma-separated list of the kinds a list may hold (not ``subject``), without repeats, in the order given."""
     found = [word.strip().lower() for word in raw.split(",") if word.strip()]
-    unknown = [word for word in found if word not in INDICATOR_KINDS]
+    unknown = [word for word in found if word not in LISTED_KINDS]
     if unknown or not found:
-        raise ValueError(f"must be a comma-separated list of {', '.join(INDICATOR_KINDS)}, not {raw!r}")
+        raise ValueError(f"must be a comma-separated list of {', '.join(LISTED_KINDS)}, not {raw!r}")
     return tuple(dict.fromkeys(found))
 
 
@@ -93,6 +104,7 @@ class BlocklistsAdapter(Adapter):
         Option("max_age_days", integer(0, 36500), 0),
         Option("strip_url_scheme", boolean, False),
         Option("csv", boolean, False),
+        Option("formats", _blocklist_formats.formats, ("plain",)),
         Option("sqlite_path", path, "phishme_intel.sqlite3"),
     )
 
@@ -113,6 +125,7 @@ class BlocklistsAdapter(Adapter):
         self.max_age_days: int = settings["max_age_days"]
         self.strip_url_scheme: bool = settings["strip_url_scheme"]
         self.csv: bool = settings["csv"]
+        self.formats: tuple[str, ...] = settings["formats"]
         self.sqlite_path: str = settings["sqlite_path"]
         self._changed = False
 
@@ -137,24 +150,30 @@ class BlocklistsAdapter(Adapter):
     def rebuild(self) -> None:
         """Write every list from what the SQLite store holds now."""
         lists = self._read_store()
-        for kind in self.kinds:
+        for kind in self.kinds if "plain" in self.formats else ():
             entries = sorted(lists.get(kind, {}).values(), key=lambda entry: entry.value)
             self._write(f"{kind}.txt", "".join(f"{entry.value}\n" for entry in entries).encode())
             if self.csv:
                 self._write(f"{kind}.csv", _csv(entries))
             self.log.debug("%s: %d entries", kind, len(entries))
+        domains, addresses = sorted(lists.get("domain", {})), sorted(lists.get("ipv4", {}))
+        for fmt in self.formats:
+            if fmt != "plain":
+                for name, data in _blocklist_formats.files(fmt, domains, addresses, self._current).items():
+                    self._write(name, data)
 
     def _read_store(self) -> dict[str, dict[str, Entry]]:
         """The entries of each wanted kind that pass the impact and age filters, by value."""
         if problem := _store_problem(self.sqlite_path, built=True):
             raise AdapterError(self.name, problem)
         since = int((time.time() - self.max_age_days * 86400) * 1000) if self.max_age_days else 0
-        lists: dict[str, dict[str, Entry]] = {kind: {} for kind in self.kinds}
+        wanted = self._wanted_kinds()
+        lists: dict[str, dict[str, Entry]] = {kind: {} for kind in wanted}
         unrenderable: set[str] = set()
         try:
             with _reading(self.sqlite_path) as db:
-                query = _QUERY.format(kinds=", ".join("?" * len(self.kinds)))
-                for kind, *row in db.execute(query, (since, *self.kinds)):
+                query = _QUERY.format(kinds=", ".join("?" * len(wanted)))
+                for kind, *row in db.execute(query, (since, *wanted)):
                     entry = Entry(*row)
                     if is_time(entry.last_published):
                         self._add(lists, kind, entry)
@@ -170,28 +189,46 @@ class BlocklistsAdapter(Adapter):
             )
         return lists
 
+    def _wanted_kinds(self) -> tuple[str, ...]:
+        """The kinds the plain lists and the other formats are built from."""
+        wanted = list(self.kinds) if "plain" in self.formats else []
+        if set(self.formats) & {"rpz", "unbound", "squid"}:
+            wanted.append("domain")
+        if set(self.formats) & {"nftables", "ipset", "squid"}:
+            wanted.append("ipv4")
+        return tuple(dict.fromkeys(wanted))
+
+    def _current(self, name: str) -> bytes | None:
+        """The content of a file of the folder, None when there is none."""
+        try:
+            with open(os.path.join(self.folder, name), "rb") as handle:
+                return handle.read()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise AdapterError(self.name, f"cannot read {os.path.join(self.folder, name)}: {reason(exc)}") from None
+
     def _add(self, lists: dict[str, dict[str, Entry]], kind: str, entry: Entry) -> None:
         entries = lists.get(kind)
         if entries is None or _RANK.get(entry.impact or "", 0) < self.min_rank:
             return
-        if kind == "url" and self.strip_url_scheme:
-            entry = replace(entry, value=entry.value.split("://", 1)[-1])
-        if not entry.value.isprintable() or any(character.isspace() for character in entry.value):
-            self.log.debug("left out of the %s list, a line cannot hold it: %r", kind, entry.value)
+        value, reason = verdict(kind, entry.value, keep_private_ips=self.gate.keep_private_ips)
+        if value is None:
+            self.log.debug("left out of the %s list, not an indicator (%s): %r", kind, reason, entry.value)
             return
+        if self.gate.allowlist and self.gate.allowlist.covers(kind, value):
+            return
+        if kind == "url" and self.strip_url_scheme:
+            value = value.split("://", 1)[-1]
+        if value != entry.value:
+            entry = replace(entry, value=value)
         known = entries.get(entry.value)
         entries[entry.value] = entry if known is None else max(known, entry, key=Entry.precedence)
 
     def _write(self, name: str, data: bytes) -> None:
         target = os.path.join(self.folder, name)
-        try:
-            with open(target, "rb") as handle:
-                if handle.read() == data:
-                    return
-        except FileNotFoundError:
-            pass
-        except OSError as exc:
-            raise AdapterError(self.name, f"cannot read {target}: {reason(exc)}") from None
+        if self._current(name) == data:
+            return
         try:
             write_atomic(target, data)
         except OSError as exc:
@@ -204,11 +241,16 @@ def _csv(entries: Sequence[Entry]) -> bytes:
     writer.writerow(CSV_COLUMNS)
     for entry in entries:
         published = dt.datetime.fromtimestamp(entry.last_published / 1000, dt.timezone.utc)
-        writer.writerow([
+        writer.writerow([neutralised(cell) for cell in (
             entry.value, entry.impact or "", entry.role or "", entry.malware_family or "", entry.threat_type,
-            entry.threat_id, entry.threat_label or "", published.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        ])
+            str(entry.threat_id), entry.threat_label or "", published.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        )])
     return text.getvalue().encode()
+
+
+def neutralised(cell: str) -> str:
+    """``cell`` as a spreadsheet shows it without running it: a ``'`` before a formula's first character."""
+    return f"'{cell}" if cell.startswith(FORMULA_STARTS) else cell
 
 
 def _reading(sqlite_path: str) -> closing[sqlite3.Connection]:
