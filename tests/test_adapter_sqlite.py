@@ -140,3 +140,19 @@ def test_a_redelivered_threat_holds_exactly_its_new_indicators(database):
         held = set(db.execute("SELECT kind, value, impact, role, malware_family FROM indicators"))
     assert held == {tuple(indicator[:5]) for indicator in after.indicators}
     assert ("domain", "added.example", "Minor", "C2", None) in held
+
+
+def test_a_new_store_has_large_pages_and_an_older_one_keeps_its_own(tmp_path):
+    older = tmp_path / "older.sqlite3"
+    with sqlite3.connect(older) as db:
+        db.execute("PRAGMA page_size = 4096")
+        db.execute("CREATE TABLE placeholder (x)")
+    for path, expected in ((tmp_path / "new.sqlite3", 65536), (older, 4096)):
+        adapter = SqliteAdapter({"path": str(path)})
+        adapter.open()
+        adapter.deliver(sample_threats())
+        adapter.commit()
+        adapter.close()
+        with sqlite3.connect(path) as db:
+            assert db.execute("PRAGMA page_size").fetchone() == (expected,)
+            assert db.execute("SELECT count(*) FROM threats").fetchone() == (9,)

@@ -40,6 +40,9 @@ SCHEMA_VERSION = 1
 #: The page cache, in KiB. Every delivery updates the indicator index at random places; with
 #: SQLite's default 2 MiB most of those reads missed and a backfill wrote a third slower.
 CACHE_KIB = 16 * 1024
+#: The page size of a new store. A threat's JSON (about 10 KB) fits one 64 KiB page instead of
+#: a chain of 4 KiB overflow pages: a backfill stored a quarter faster, in a file of the same size.
+PAGE_SIZE = 64 * 1024
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS threats (
@@ -86,6 +89,7 @@ class SqliteAdapter(Adapter):
     def open(self) -> None:
         try:
             self._db = sqlite3.connect(self.path)
+            self._db.execute(f"PRAGMA page_size={PAGE_SIZE}")  # only a new, empty file takes it
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA busy_timeout=10000")
