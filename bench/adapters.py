@@ -24,7 +24,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from configupdater import ConfigUpdater
-from harness import SimulatorProcess, SyncRun, Workload, run_sync, write_config
+from harness import BenchSimulator, SyncRun, Workload, run_sync, write_config
 from run import machine
 
 W1 = Workload("W1", 10_000, 2_000, 0)
@@ -110,7 +110,7 @@ def configure(config: Path, adapters: Sequence[str], cef_port: int, hec_port: in
     config.write_text(str(updater))
 
 
-def backfill(simulator: SimulatorProcess, adapters: Sequence[str], ports: tuple[int, int]) -> SyncRun:
+def backfill(simulator: BenchSimulator, adapters: Sequence[str], ports: tuple[int, int]) -> SyncRun:
     with tempfile.TemporaryDirectory(prefix="phishme-bench-adapters-") as folder:
         config = write_config(Path(folder), simulator.url, 4, 0)
         configure(config, adapters, *ports)
@@ -122,7 +122,7 @@ def measure(profile: str, repeat: int, scale: bool) -> list[Row]:
     setups = [("SQLite alone", ()), *((f"+ {name}", (name,)) for name in ADAPTERS), ("all on", ADAPTERS)]
     rows: list[Row] = []
     with receivers() as ports, tempfile.TemporaryDirectory(prefix="phishme-bench-sim-") as folder:
-        with SimulatorProcess(Path(folder), W1, profile, None) as simulator:
+        with BenchSimulator(Path(folder), W1, profile, None) as simulator:
             runs: list[list[SyncRun]] = [[] for _ in setups]
             for attempt in range(repeat):
                 for (label, adapters), done in zip(setups, runs, strict=True):
@@ -133,7 +133,7 @@ def measure(profile: str, repeat: int, scale: bool) -> list[Row]:
         for workload in SCALE if scale else ():
             print(f"  scale {workload.threats} all on", file=sys.stderr, flush=True)
             with tempfile.TemporaryDirectory(prefix="phishme-bench-sim-") as other, \
-                    SimulatorProcess(Path(other), workload, profile, None) as simulator:
+                    BenchSimulator(Path(other), workload, profile, None) as simulator:
                 rows.append(Row("all on", workload.threats, backfill(simulator, ADAPTERS, ports)))
     return rows
 

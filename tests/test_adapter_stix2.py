@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from stix2validator import ValidationOptions, validate_string
 from support import run_cli, sample_threats, write_config
 
 from phishme_intel import config as config_module
+from phishme_intel.adapters import _stix
 from phishme_intel.adapters import _stix_patterns as stix_patterns
 from phishme_intel.adapters.stix2 import Stix2Adapter
 from phishme_intel.errors import AdapterError, ConfigError
@@ -310,3 +312,22 @@ def test_no_value_gives_a_pattern_that_matches_every_value(value):
         if made is not None and " LIKE " in made:
             literal = made.split(" LIKE '", 1)[1][:-2]
             assert literal.startswith("%.") and literal.strip("%_.") and "%" not in literal[1:]
+
+
+def test_bundles_wait_for_the_commit_in_hidden_files_that_a_later_run_removes(folder):
+    threats = sample_threats(malware=2, phish=1)
+    adapter = Stix2Adapter({"folder": str(folder), "bundle": "threat"})
+    adapter.open()
+    adapter.deliver(threats)
+
+    waiting = sorted(path.name for path in folder.iterdir())
+    assert waiting == sorted(f".{t.kind}-{t.id}.json.pending" for t in threats)
+    assert bundles(folder) == []
+    Stix2Adapter({"folder": str(folder), "bundle": "threat"}).open()  # the next run, after this one died
+
+    assert list(folder.iterdir()) == []
+
+
+@pytest.mark.parametrize("name", ["m_4242", "identity/cofense", "m_1/url/http://bücher.example/ä", ""])
+def test_object_ids_are_the_uuid5_of_what_they_stand_for(name):
+    assert _stix._id("indicator", name) == f"indicator--{uuid.uuid5(_stix.NAMESPACE, name)}"

@@ -39,6 +39,7 @@ from ..models import Indicator, Threat
 from . import _stix_patterns as patterns
 
 NAMESPACE = uuid.UUID("5b0c2a8e-3f4d-4d6b-9a57-2f1c6de0a7c1")
+_NAMESPACE_BYTES = NAMESPACE.bytes
 SHARED_TIME = "2013-01-01T00:00:00.000Z"
 COFENSE_ID = f"identity--{uuid.uuid5(NAMESPACE, 'identity/cofense')}"
 COFENSE = {
@@ -185,7 +186,12 @@ def _references(threat: Threat) -> list[dict[str, str]]:
 
 
 def _id(kind: str, name: str) -> str:
-    return f"{kind}--{uuid.uuid5(NAMESPACE, name)}"
+    """``<kind>--<UUIDv5 of name>``: :func:`uuid.uuid5` without building a UUID object (a third of the time)."""
+    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + name.encode("utf-8")).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    text = digest.hex()
+    return f"{kind}--{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
 def _stamp(epoch_ms: int) -> str:
