@@ -33,6 +33,7 @@ for their key are cut to that length.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -85,12 +86,23 @@ class Event:
 
     def format(self, vendor: str) -> str:
         """The event as one CEF line (no newline), ``vendor`` in its header."""
-        header = [escape_header(part) for part in (vendor, self.product, VERSION, self.signature, self.name)]
+        header = _header(vendor, self.product, self.signature, self.name)
         extensions = " ".join(
-            f"{key}={escape_extension(_cut(key, str(value)))}"
-            for key, value in self.extensions if value is not None and value != ""
+            _extension(key, value) for key, value in self.extensions if value is not None and value != ""
         )
-        return f"CEF:0|{'|'.join(header)}|{self.severity}|{extensions}"
+        return f"CEF:0|{header}|{self.severity}|{extensions}"
+
+
+@functools.lru_cache(maxsize=256)
+def _header(vendor: str, product: str, signature: str, name: str) -> str:
+    """The escaped header fields up to the severity: a handful of combinations, made once each."""
+    return "|".join(escape_header(part) for part in (vendor, product, VERSION, signature, name))
+
+
+@functools.lru_cache(maxsize=4096)
+def _extension(key: str, value: Any) -> str:
+    """``key=value`` escaped and cut; the fields a threat's events share are made once for all of them."""
+    return f"{key}={escape_extension(_cut(key, str(value)))}"
 
 
 def escape_header(value: str) -> str:
