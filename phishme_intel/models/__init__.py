@@ -159,6 +159,7 @@ class Threat:
 
     def _screen(self, found: list[_Found]) -> list[Indicator]:
         gate, allowlist = self.gate, self.gate.allowlist
+        listing = bool(allowlist)
         distinct: dict[tuple[str, str], Indicator] = {}
         rejected: dict[tuple[str, str], Rejection] = {}
         for kind, sent, impact, role, family in found:
@@ -166,7 +167,7 @@ class Threat:
             if value is None:
                 rejected.setdefault((kind, sent), Rejection(kind, sent, reason or "syntax"))
             elif (kind, value) not in distinct:
-                listed = bool(allowlist) and allowlist.covers(kind, value)
+                listed = listing and allowlist.covers(kind, value)
                 distinct[kind, value] = _make_indicator(
                     (kind, value, impact if impact in _IMPACTS else None, role, family, listed))
         self._rejected = list(rejected.values())

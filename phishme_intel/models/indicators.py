@@ -71,8 +71,11 @@ _REFANG = [
     (re.compile(r"\[:\]"), ":"),
     (re.compile(r"\[://\]"), "://"),
 ]
+_FANGED = re.compile(r"^hxxp|^fxp|[\[({]", re.IGNORECASE)  # what any of _REFANG needs to match
 _PLACEHOLDER = re.compile(r"[<>]|redacted", re.IGNORECASE)
 _LDH = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
+_AUTHORITY_END = re.compile(r"[/?#]")
+_NAME = re.compile(rf"(?:{_LDH.pattern}\.)*{_LDH.pattern}")  # every label LDH, in one match
 _OCTET = "(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 _IPV4 = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
 _HEX = re.compile(r"[0-9a-f]+")
@@ -187,6 +190,8 @@ def url_host(url: str) -> str:
 
 
 def _refang(text: str) -> str:
+    if not _FANGED.search(text):
+        return text
     for pattern, replacement in _REFANG:
         text = pattern.sub(replacement, text)
     return text
@@ -194,7 +199,7 @@ def _refang(text: str) -> str:
 
 def _plain(text: str) -> str:
     """``text`` re-fanged; rejected when it holds a control character, a blank or a placeholder."""
-    if not text.isprintable() or any(character.isspace() for character in text):
+    if not text.isprintable() or " " in text:  # the one blank str.isprintable lets through
         raise _Rejected("control")
     text = _refang(text)
     if _PLACEHOLDER.search(text):
@@ -229,7 +234,7 @@ def _a_label(text: str) -> str:
     labels = name.split(".")
     if len(name) > 253 or any(len(label) > 63 for label in labels):
         raise _Rejected("too-long")
-    if not all(_LDH.fullmatch(label) for label in labels) or labels[-1].isdigit():
+    if not _NAME.fullmatch(name) or labels[-1].isdigit():
         raise _Rejected("syntax")
     for label in labels:
         if label.startswith("xn--") and not _valid_a_label(label):
@@ -281,7 +286,8 @@ def _split_url(text: str) -> tuple[str, str, str, str, str]:
     scheme, separator, after = text.partition("://")
     if not separator or not scheme.isalpha():
         raise _Rejected("scheme")
-    end = min((index for index in (after.find(c) for c in "/?#") if index >= 0), default=len(after))
+    found = _AUTHORITY_END.search(after)
+    end = found.start() if found else len(after)
     authority, rest = after[:end], after[end:]
     user, at, host_port = authority.rpartition("@")
     if host_port.startswith("["):
