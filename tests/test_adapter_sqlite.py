@@ -6,11 +6,31 @@ import copy
 import sqlite3
 
 import pytest
-from contract import AdapterContract, DiscardsUncommitted
+from contract import AdapterContract, DiscardsUncommitted, deliver
 from support import sample_threats
 
 from phishme_intel.adapters.sqlite import SqliteAdapter
 from phishme_intel.models import ThreatRef, parse_threat
+
+SCHEMA_1 = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE threats (
+    threat_type TEXT NOT NULL, threat_id INTEGER NOT NULL, label TEXT,
+    first_published INTEGER, last_published INTEGER, json TEXT NOT NULL,
+    PRIMARY KEY (threat_type, threat_id)
+);
+CREATE TABLE indicators (
+    threat_type TEXT NOT NULL, threat_id INTEGER NOT NULL, kind TEXT NOT NULL, value TEXT NOT NULL,
+    impact TEXT, role TEXT, malware_family TEXT,
+    PRIMARY KEY (threat_type, threat_id, kind, value)
+) WITHOUT ROWID;
+CREATE INDEX indicators_by_value ON indicators (kind, value);
+CREATE TABLE deleted_threats (
+    threat_type TEXT NOT NULL, threat_id INTEGER NOT NULL, deleted_at INTEGER NOT NULL,
+    PRIMARY KEY (threat_type, threat_id)
+);
+INSERT INTO meta VALUES ('schema_version', '1');
+"""
 
 
 @pytest.fixture
@@ -74,7 +94,7 @@ def test_store_records_its_schema_version_and_uses_wal(database):
     adapter.open()
     adapter.close()
     with sqlite3.connect(database) as db:
-        assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("1",)
+        assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("2",)
         assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
 
 
@@ -103,9 +123,9 @@ def test_an_empty_store_is_bulk_loaded_and_indexed_when_closed(database):
     adapter.commit()
     assert _indexes(database) == []
     adapter.close()
-    assert _indexes(database) == ["indicators_by_value"]
+    assert _indexes(database) == ["indicators_by_value", "indicator_history_by_value"]
     with sqlite3.connect(database) as db:
-        plan = db.execute("EXPLAIN QUERY PLAN SELECT * FROM indicators WHERE kind = 'url' AND value = 'x'").fetchall()
+        plan = db.execute("EXPLAIN QUERY PLAN SELECT * FROM indicators WHERE value = 'x'").fetchall()
     assert "indicators_by_value" in repr(plan)
 
 
@@ -118,7 +138,7 @@ def test_a_run_cut_short_before_the_index_leaves_it_to_the_next_run(database):
     assert _indexes(database) == []
     second = SqliteAdapter({"path": str(database)})
     second.open()
-    assert _indexes(database) == ["indicators_by_value"]
+    assert _indexes(database) == ["indicators_by_value", "indicator_history_by_value"]
     second.close()
 
 
@@ -156,3 +176,23 @@ def test_a_new_store_has_large_pages_and_an_older_one_keeps_its_own(tmp_path):
         with sqlite3.connect(path) as db:
             assert db.execute("PRAGMA page_size").fetchone() == (expected,)
             assert db.execute("SELECT count(*) FROM threats").fetchone() == (9,)
+
+
+def test_a_schema_1_store_is_migrated_with_its_indicators_in_the_history(tmp_path):
+    database = tmp_path / "store.sqlite3"
+    threats = sample_threats(malware=2, phish=1)
+    with sqlite3.connect(database) as db:
+        db.executescript(SCHEMA_1)
+        db.executemany("INSERT INTO indicators VALUES (?, ?, ?, ?, ?, ?, ?)", [
+            (t.kind, t.id, i.kind, i.value, i.impact, i.role, i.malware_family) for t in threats for i in t.indicators
+        ])
+    deliver(SqliteAdapter({"path": str(database)}), withdrawn=[threats[0].ref])
+    with sqlite3.connect(database) as db:
+        assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("2",)
+        history = db.execute("SELECT threat_type, threat_id, kind, value, withdrawn_at IS NOT NULL "
+                             "FROM indicator_history").fetchall()
+        plan = db.execute("EXPLAIN QUERY PLAN SELECT * FROM indicators WHERE value = 'x'").fetchall()
+    assert sorted(history) == sorted(
+        (t.kind, t.id, i.kind, i.value, t is threats[0]) for t in threats for i in t.indicators
+    )
+    assert "USING INDEX indicators_by_value (value=?)" in plan[0][-1]

@@ -23,6 +23,11 @@ commit
     Work a run delivered but never committed is delivered again by the next run; whether it
     reached the product meanwhile (an event already sent) or was discarded, each adapter's
     docstring says.
+store
+    An adapter that keeps the IOC store (:attr:`Adapter.keeps_store`) offers a
+    :class:`~phishme_intel.adapters.store.StoreReader`; an adapter built from the store
+    (:attr:`Adapter.reads_store`) is handed that reader before it opens. The engine opens,
+    delivers to and commits the store first, so a reader sees each commit once it is made.
 
 Adapters know nothing of positions, search windows, the updates feed or HTTP to the API:
 they see threats and deletions, in order, batch after batch. An adapter that cannot do its
@@ -39,6 +44,7 @@ from typing import Any, ClassVar
 
 from ..models import DEFAULT_GATE, Gate, Threat, ThreatRef
 from ..options import Option
+from .store import StoreReader
 
 
 class Adapter(ABC):
@@ -53,6 +59,10 @@ class Adapter(ABC):
     #: indicators emits none its allow-list covers (:attr:`Threat.emitted_indicators
     #: <phishme_intel.models.Threat.emitted_indicators>` leaves them out already).
     gate: Gate = DEFAULT_GATE
+    #: True for an adapter that keeps the IOC store: :meth:`reader` then reads it.
+    keeps_store: ClassVar[bool] = False
+    #: True for an adapter built from the IOC store: :meth:`read_from` hands it the store's reader.
+    reads_store: ClassVar[bool] = False
 
     def __init__(self, settings: Mapping[str, Any]) -> None:
         """``settings``: the parsed values of :attr:`options`, relative paths already resolved."""
@@ -66,6 +76,16 @@ class Adapter(ABC):
         Called during config validation, before anything runs, for the enabled adapters only.
         """
         return []
+
+    def reader(self) -> StoreReader:
+        """A reader of the store this adapter keeps (when :attr:`keeps_store`); needs no ``open``.
+
+        Raises AdapterError when the store cannot be reached or does not exist yet.
+        """
+        raise NotImplementedError(f"the adapter {self.name} keeps no store")
+
+    def read_from(self, store: StoreReader) -> None:  # noqa: B027 - only readers of the store need it
+        """Take the store's reader (when :attr:`reads_store`); called before ``open``, once per run."""
 
     def open(self) -> None:  # noqa: B027 - most adapters need no opening step
         """Connect or open files. Raises AdapterError if the destination cannot be used."""

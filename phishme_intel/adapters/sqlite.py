@@ -5,28 +5,37 @@ Tables (times in epoch milliseconds; ``threat_type`` is ``malware`` or ``phish``
     threats(threat_type, threat_id, label, first_published, last_published, json)
     indicators(threat_type, threat_id, kind, value, impact, role, malware_family)
     deleted_threats(threat_type, threat_id, deleted_at)
+    indicator_history(threat_type, threat_id, kind, value, first_seen, last_seen, withdrawn_at)
     meta(key, value)                       -- schema_version
 
 A delivery replaces the threat's row and all its indicator rows, and clears a tombstone;
-a withdrawal deletes both and records a tombstone in ``deleted_threats``. Deliveries and
-withdrawals accumulate in one transaction that :meth:`commit` commits. The database runs in
-WAL mode with ``synchronous=FULL``: a commit survives ``kill -9`` and power loss, and a run
-killed mid-transaction leaves the store as of the last commit. The sync's process gives the
-store a page cache of ``CACHE_KIB``.
+a withdrawal deletes both and records a tombstone in ``deleted_threats``. The history keeps
+a row per indicator and threat for good (see :mod:`.store`). Deliveries and withdrawals
+accumulate in one transaction that :meth:`commit` commits. The database runs in WAL mode
+with ``synchronous=FULL``: a commit survives ``kill -9`` and power loss, and a run killed
+mid-transaction leaves the store as of the last commit. The sync's process gives the store
+a page cache of ``CACHE_KIB``.
+
+:meth:`open` creates the tables, or migrates a store of an older schema in one transaction
+(schema 1 to 2: the history, filled from the indicators listed then with the migration time
+as first and last seen; the value index on ``(value, kind)`` so a lookup by value alone uses it).
 
 A store whose ``indicators`` table is empty when it is opened (the first backfill) is
-bulk-loaded without its ``(kind, value)`` index, which is built once, when the adapter is
-closed: keeping it up to date row by row cost a fifth of a backfill. Until then lookups by
-value scan the table; a run that ends early leaves the index to the next one, which builds
-it when it opens the store (or, if that one finds the table empty, when it closes it).
+bulk-loaded without its ``(value, kind)`` indexes (of ``indicators`` and
+``indicator_history``), which are built once, when the adapter is closed: keeping them up to
+date row by row cost a fifth of a backfill. Until then lookups by value scan the tables; a
+run that ends early leaves the indexes to the next one, which builds them when it opens the
+store (or, if that one finds the table empty, when it closes it).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from ..errors import AdapterError
@@ -34,33 +43,70 @@ from ..files import writable_file_problem
 from ..models import Threat, ThreatRef
 from ..options import Option, path
 from .base import Adapter
+from .store import Listing, Sighting, StoreReader, chunks
 
 log = logging.getLogger(__name__)
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 #: The page cache, in KiB. Every delivery updates the indicator index at random places; with
 #: SQLite's default 2 MiB most of those reads missed and a backfill wrote a third slower.
 CACHE_KIB = 16 * 1024
 #: The page size of a new store. A threat's JSON (about 10 KB) fits one 64 KiB page instead of
 #: a chain of 4 KiB overflow pages: a backfill stored a quarter faster, in a file of the same size.
 PAGE_SIZE = 64 * 1024
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS threats (
+_HISTORY_TABLE = """
+CREATE TABLE indicator_history (
+    threat_type TEXT NOT NULL, threat_id INTEGER NOT NULL, kind TEXT NOT NULL, value TEXT NOT NULL,
+    first_seen INTEGER NOT NULL, last_seen INTEGER NOT NULL, withdrawn_at INTEGER,
+    PRIMARY KEY (threat_type, threat_id, kind, value)
+) WITHOUT ROWID;
+"""
+SCHEMA = f"""
+BEGIN;
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE threats (
     threat_type TEXT NOT NULL, threat_id INTEGER NOT NULL, label TEXT,
     first_published INTEGER, last_published INTEGER, json TEXT NOT NULL,
     PRIMARY KEY (threat_type, threat_id)
 );
-CREATE TABLE IF NOT EXISTS indicators (
+CREATE TABLE indicators (
     threat_type TEXT NOT NULL, threat_id INTEGER NOT NULL, kind TEXT NOT NULL, value TEXT NOT NULL,
     impact TEXT, role TEXT, malware_family TEXT,
     PRIMARY KEY (threat_type, threat_id, kind, value)
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS deleted_threats (
+CREATE TABLE deleted_threats (
     threat_type TEXT NOT NULL, threat_id INTEGER NOT NULL, deleted_at INTEGER NOT NULL,
     PRIMARY KEY (threat_type, threat_id)
 );
+{_HISTORY_TABLE}
+INSERT INTO meta VALUES ('schema_version', '{SCHEMA_VERSION}');
+COMMIT;
 """
-INDEX = "CREATE INDEX IF NOT EXISTS indicators_by_value ON indicators (kind, value)"
+#: The indexes on value (see the module's docstring for when they are built).
+INDEXES = """
+CREATE INDEX IF NOT EXISTS indicators_by_value ON indicators (value, kind);
+CREATE INDEX IF NOT EXISTS indicator_history_by_value ON indicator_history (value, kind);
+"""
+#: The script that brings a store of schema ``n - 1`` to schema ``n``, by ``n``.
+MIGRATIONS = {
+    2: f"""
+BEGIN;
+{_HISTORY_TABLE}
+INSERT INTO indicator_history
+    SELECT threat_type, threat_id, kind, value, {{now}}, {{now}}, NULL FROM indicators;
+DROP INDEX IF EXISTS indicators_by_value;
+INSERT OR REPLACE INTO meta VALUES ('schema_version', '2');
+COMMIT;
+""",
+}
+_LISTING = """
+SELECT i.kind, i.value, i.impact, i.role, i.malware_family, t.threat_type, t.threat_id, t.label,
+       t.first_published, t.last_published{detail}
+FROM indicators AS i JOIN threats AS t ON t.threat_type = i.threat_type AND t.threat_id = i.threat_id
+"""
+_HISTORY = """
+SELECT kind, value, threat_type, threat_id, first_seen, last_seen, withdrawn_at
+FROM indicator_history WHERE value IN ({values})
+"""
 
 
 class SqliteAdapter(Adapter):
@@ -68,6 +114,7 @@ class SqliteAdapter(Adapter):
 
     name = "sqlite"
     options = (Option("path", path, "phishme_intel.sqlite3"),)
+    keeps_store = True
 
     @classmethod
     def check(cls, settings: Mapping[str, Any]) -> list[str]:
@@ -94,21 +141,26 @@ class SqliteAdapter(Adapter):
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA busy_timeout=10000")
             self._db.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
-            self._db.executescript(SCHEMA)
-            found = self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-            if found is None:
-                self._db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-                self._db.commit()
-            elif int(found[0]) > SCHEMA_VERSION:
-                raise AdapterError(self.name, f"{self.path} has schema {found[0]}, newer than this release knows")
+            self._prepare(self._db)
             self._index_deferred = self._db.execute("SELECT 1 FROM indicators LIMIT 1").fetchone() is None
             if self._index_deferred:
-                self._db.execute("DROP INDEX IF EXISTS indicators_by_value")
+                self._db.executescript("DROP INDEX IF EXISTS indicators_by_value; "
+                                       "DROP INDEX IF EXISTS indicator_history_by_value;")
             else:
-                self._db.execute(INDEX)
-            self._db.commit()
+                self._db.executescript(INDEXES)
         except sqlite3.Error as exc:
             raise AdapterError(self.name, f"cannot open {self.path}: {exc}") from None
+
+    def _prepare(self, db: sqlite3.Connection) -> None:
+        """Create the tables, or migrate them one schema version at a time, each in one transaction."""
+        version = _schema_version(db)
+        if version is None:
+            db.executescript(SCHEMA)
+        elif version > SCHEMA_VERSION:
+            raise AdapterError(self.name, f"{self.path} has schema {version}, newer than this release knows")
+        for target in range(version or SCHEMA_VERSION, SCHEMA_VERSION):
+            self.log.warning("migrating %s from schema %d to %d", self.path, target, target + 1)
+            db.executescript(MIGRATIONS[target + 1].format(now=int(time.time() * 1000)))
 
     def deliver(self, threats: Sequence[Threat]) -> None:
         """Replace each threat's rows. Only the indicator rows that changed are written: a
@@ -117,6 +169,7 @@ class SqliteAdapter(Adapter):
         threats = list({t.ref: t for t in threats}.values())  # a threat twice in one batch: the last one counts
         refs = [(t.kind, t.id) for t in threats]
         rows = [(t.kind, t.id, *indicator[:5]) for t in threats for indicator in t.indicators]  # the columns, in order
+        now = int(time.time() * 1000)
         try:
             self.db.executemany(
                 "INSERT OR REPLACE INTO threats VALUES (?, ?, ?, ?, ?, ?)",
@@ -126,14 +179,33 @@ class SqliteAdapter(Adapter):
             held = self._indicator_rows(refs)
             if held:
                 wanted = set(rows)
+                dropped = [row[:4] for row in held - wanted]
                 self.db.executemany(
-                    "DELETE FROM indicators WHERE threat_type = ? AND threat_id = ? AND kind = ? AND value = ?",
-                    [row[:4] for row in held - wanted],
+                    "DELETE FROM indicators WHERE threat_type = ? AND threat_id = ? AND kind = ? AND value = ?", dropped
                 )
                 rows = [row for row in rows if row not in held]
+                self._history_seen(refs, dropped, now)
             self.db.executemany("INSERT INTO indicators VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+            self.db.executemany(
+                "INSERT INTO indicator_history VALUES (?, ?, ?, ?, ?, ?, NULL) ON CONFLICT DO UPDATE "
+                "SET last_seen = excluded.last_seen, withdrawn_at = NULL",
+                [(*row[:4], now, now) for row in rows],
+            )
         except sqlite3.Error as exc:
             raise AdapterError(self.name, f"cannot write to {self.path}: {exc}") from None
+
+    def _history_seen(self, refs: Sequence[tuple[str, int]], dropped: Sequence[tuple[Any, ...]], now: int) -> None:
+        """The history of re-delivered threats: their listed indicators seen ``now``, the ``dropped`` ones no more."""
+        self.db.executemany(
+            "UPDATE indicator_history SET last_seen = ? WHERE threat_type = ? AND threat_id = ? "
+            "AND withdrawn_at IS NULL",
+            [(now, *ref) for ref in refs],
+        )
+        self.db.executemany(
+            "UPDATE indicator_history SET withdrawn_at = ? WHERE threat_type = ? AND threat_id = ? AND kind = ? "
+            "AND value = ?",
+            [(now, *row) for row in dropped],
+        )
 
     def _indicator_rows(self, refs: Sequence[tuple[str, int]]) -> set[tuple[Any, ...]]:
         """The indicator rows the store holds for these threats."""
@@ -155,6 +227,11 @@ class SqliteAdapter(Adapter):
             self.db.executemany(
                 "INSERT OR REPLACE INTO deleted_threats VALUES (?, ?, ?)", [(*row, now) for row in rows]
             )
+            self.db.executemany(
+                "UPDATE indicator_history SET withdrawn_at = ? WHERE threat_type = ? AND threat_id = ? "
+                "AND withdrawn_at IS NULL",
+                [(now, *row) for row in rows],
+            )
         except sqlite3.Error as exc:
             raise AdapterError(self.name, f"cannot write to {self.path}: {exc}") from None
 
@@ -165,15 +242,78 @@ class SqliteAdapter(Adapter):
             raise AdapterError(self.name, f"cannot commit to {self.path}: {exc}") from None
 
     def close(self) -> None:
-        """Roll back what was not committed; build the index the bulk load went without."""
+        """Roll back what was not committed; build the indexes the bulk load went without."""
         if self._db is not None:
             self._db.rollback()
             try:
                 if self._index_deferred:
-                    self._db.execute(INDEX)
-                    self._db.commit()
-            except sqlite3.Error as exc:  # close must not raise: the next run builds it
-                log.warning("sqlite: cannot build the index of %s: %s", self.path, exc)
+                    self._db.executescript(INDEXES)
+            except sqlite3.Error as exc:  # close must not raise: the next run builds them
+                log.warning("sqlite: cannot build the indexes of %s: %s", self.path, exc)
             finally:
                 self._db.close()
                 self._db = None
+
+    def reader(self) -> StoreReader:
+        return SqliteReader(self.path)
+
+
+class SqliteReader(StoreReader):
+    """Reads the store on a read-only connection of its own, which never creates the file."""
+
+    name = "sqlite"
+
+    def __init__(self, sqlite_path: str) -> None:
+        self.where = f"SQLite store {sqlite_path}"
+        if not os.path.exists(sqlite_path):
+            raise AdapterError(self.name, f"there is no {self.where}: a sync run with [integration_sqlite] creates it")
+        try:
+            self._db = sqlite3.connect(f"{Path(sqlite_path).absolute().as_uri()}?mode=ro", uri=True)
+            version = _schema_version(self._db)
+        except sqlite3.Error as exc:
+            raise AdapterError(self.name, f"cannot read the {self.where}: {exc}") from None
+        if version != SCHEMA_VERSION:
+            self.close()
+            raise AdapterError(self.name, f"the {self.where} has schema {version}, not {SCHEMA_VERSION}: "
+                                          "the next sync run with this release migrates it")
+
+    def _query(self, sql: str, params: Sequence[Any]) -> Iterator[tuple[Any, ...]]:
+        try:
+            yield from self._db.execute(sql, params)
+        except sqlite3.Error as exc:
+            raise AdapterError(self.name, f"cannot read the {self.where}: {exc}") from None
+
+    def listed(self, kinds: Sequence[str], since: int) -> Iterator[Listing]:
+        wanted = ", ".join("?" * len(kinds))
+        query = _LISTING.format(detail="") + f" WHERE t.last_published >= ? AND i.kind IN ({wanted})"
+        for row in self._query(query, (since, *kinds)):
+            yield Listing(*row)
+
+    def find(self, wanted: Collection[tuple[str, str]]) -> list[Listing]:
+        found = []
+        for values in chunks(wanted):
+            query = _LISTING.format(detail=", json_extract(t.json, '$.threatDetailURL')")
+            query += f" WHERE i.value IN ({', '.join('?' * len(values))})"
+            found += [Listing(*row) for row in self._query(query, values) if (row[0], row[1]) in wanted]
+        return found
+
+    def history(self, wanted: Collection[tuple[str, str]]) -> list[Sighting]:
+        found = []
+        for values in chunks(wanted):
+            query = _HISTORY.format(values=", ".join("?" * len(values)))
+            found += [Sighting(*row) for row in self._query(query, values) if (row[0], row[1]) in wanted]
+        return found
+
+    def close(self) -> None:
+        self._db.close()
+
+
+def _schema_version(db: sqlite3.Connection) -> int | None:
+    """The store's schema version; None when it has no tables yet.
+
+    Schema 1 wrote its version after creating the tables: a ``meta`` table without one is schema 1.
+    """
+    if db.execute("SELECT 1 FROM sqlite_master WHERE name = 'meta'").fetchone() is None:
+        return None
+    found = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    return int(found[0]) if found else 1

@@ -1,0 +1,92 @@
+"""Reading the IOC store: what the blocklists adapter and ``lookup`` see of it.
+
+store
+    The adapter that keeps every threat and its indicators in a database users query:
+    ``[integration_sqlite]`` or ``[integration_postgresql]``. Both keep the same tables
+    (``threats``, ``indicators``, ``deleted_threats``, ``indicator_history``, ``meta``) and
+    offer the same :class:`StoreReader`. A store adapter sets
+    :attr:`~phishme_intel.adapters.base.Adapter.keeps_store` and returns a reader from
+    :meth:`~phishme_intel.adapters.base.Adapter.reader`.
+history
+    One row per indicator and threat that ever listed it: when this store first and last
+    received it from that threat, and when it stopped listing it (the threat withdrawn, or
+    a new version of the threat without it); kept for good, unlike the ``indicators`` rows.
+
+Times a reader returns are epoch milliseconds, whatever the store's column type.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Collection, Iterator, Sequence
+from dataclasses import dataclass
+
+#: How many values one lookup query asks for at most (SQLite allows 32,766 parameters).
+CHUNK = 500
+
+
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """An indicator a store lists now, with its threat's context.
+
+    ``detail_url`` (the threat's ``threatDetailURL``) is read by :meth:`StoreReader.find`
+    only; :meth:`StoreReader.listed` leaves it None.
+    """
+
+    kind: str
+    value: str
+    impact: str | None
+    role: str | None
+    malware_family: str | None
+    threat_type: str
+    threat_id: int
+    threat_label: str | None
+    first_published: int
+    last_published: int
+    detail_url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Sighting:
+    """A history row: ``value`` of ``kind`` received from one threat, and when it stopped being listed."""
+
+    kind: str
+    value: str
+    threat_type: str
+    threat_id: int
+    first_seen: int
+    last_seen: int
+    withdrawn_at: int | None
+
+
+class StoreReader(ABC):
+    """Read access to a store; every call sees what the store had committed when the call began.
+
+    Every method raises :class:`~phishme_intel.errors.AdapterError` when the store cannot be read.
+    """
+
+    #: Where the store is, for messages: a file path, or a database and host (never a password).
+    where: str
+
+    @abstractmethod
+    def listed(self, kinds: Sequence[str], since: int) -> Iterator[Listing]:
+        """Every indicator of ``kinds`` whose threat was last published at or after ``since`` (ms)."""
+
+    @abstractmethod
+    def find(self, wanted: Collection[tuple[str, str]]) -> list[Listing]:
+        """The indicators listed now whose ``(kind, value)`` is in ``wanted``, with their detail URL."""
+
+    @abstractmethod
+    def history(self, wanted: Collection[tuple[str, str]]) -> list[Sighting]:
+        """The history rows whose ``(kind, value)`` is in ``wanted``, withdrawn or not."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release the connection. Must not raise."""
+
+
+def chunks(wanted: Collection[tuple[str, str]]) -> Iterator[list[str]]:
+    """The distinct values of ``wanted`` in lists of at most :data:`CHUNK`, for ``value IN (...)`` queries."""
+    values = sorted({value for _kind, value in wanted})
+    for start in range(0, len(values), CHUNK):
+        yield values[start:start + CHUNK]
