@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 import trustme
+from postgres import Cluster, PostgresMissing, free_port
+from stores import StoreUnderTest, postgres_store
 from support import PASSWORD, USER, Unprivileged, write_config
 
 from phishme_intel.simulator import Dataset, Simulator
@@ -63,3 +65,42 @@ def server_tls(ca: trustme.CA) -> ssl.SSLContext:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ca.issue_cert("localhost", "127.0.0.1").configure_cert(context)
     return context
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Cluster]:
+    """A PostgreSQL server of the tests' own on 127.0.0.1, for the whole session (see postgres.py)."""
+    try:
+        cluster = Cluster()
+    except PostgresMissing as exc:
+        if os.environ.get("CI") == "true":
+            raise
+        pytest.skip(str(exc))
+    try:
+        yield cluster.start()
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def pg_store(postgres: Cluster) -> StoreUnderTest:
+    """A new, empty database of ``postgres``; the broken store is a port nobody listens on."""
+    return postgres_store(
+        postgres.conninfo(postgres.database()), postgres.password,
+        f"host=127.0.0.1 port={free_port()} dbname=phishme user=phishme connect_timeout=5",
+    )
+
+
+@pytest.fixture
+def sqlite_store(tmp_path: Path) -> StoreUnderTest:
+    """A SQLite file in ``tmp_path`` (not there yet); the broken store is in a folder that does not exist."""
+    return StoreUnderTest(
+        "sqlite", {"path": str(tmp_path / "store.sqlite3")},
+        {"path": str(tmp_path / "no-such-folder" / "store.sqlite3")}, lambda: None,
+    )
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest) -> StoreUnderTest:
+    """Each store in turn: the tests about store behaviour run against both."""
+    return request.getfixturevalue(f"{'pg' if request.param == 'postgresql' else 'sqlite'}_store")

@@ -1,16 +1,18 @@
-"""The embedded SQLite store: the adapter contract, plus the schema users query."""
+"""The embedded SQLite store: what only SQLite has (WAL, the deferred indexes, the migration from schema 1).
+
+What both stores do alike (the adapter contract, the tables, the history) is in test_stores.py.
+"""
 
 from __future__ import annotations
 
 import copy
 import sqlite3
 
-import pytest
-from contract import AdapterContract, DiscardsUncommitted, deliver
+from contract import deliver
 from support import sample_threats
 
 from phishme_intel.adapters.sqlite import SqliteAdapter
-from phishme_intel.models import ThreatRef, parse_threat
+from phishme_intel.models import parse_threat
 
 SCHEMA_1 = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -33,81 +35,11 @@ INSERT INTO meta VALUES ('schema_version', '1');
 """
 
 
-@pytest.fixture
-def database(tmp_path):
-    return tmp_path / "store.sqlite3"
-
-
-@pytest.fixture
-def make_adapter(database):
-    return lambda: SqliteAdapter({"path": str(database)})
-
-
-@pytest.fixture
-def held(database):
-    def rows():
-        with sqlite3.connect(database) as db:
-            return {ThreatRef(kind, tid) for kind, tid in db.execute("SELECT threat_type, threat_id FROM threats")}
-    return rows
-
-
-@pytest.fixture
-def broken_adapter(tmp_path):
-    return SqliteAdapter({"path": str(tmp_path / "no-such-folder" / "store.sqlite3")})
-
-
-class TestSqliteContract(AdapterContract, DiscardsUncommitted):
-    pass
-
-
-def test_indicators_replace_on_redelivery_and_go_with_withdrawal(database):
-    threats = sample_threats(malware=2, phish=1)
-    adapter = SqliteAdapter({"path": str(database)})
-    adapter.open()
-    adapter.deliver(threats)
-    adapter.deliver(threats)
-    adapter.commit()
+def test_store_uses_wal(tmp_path):
+    database = tmp_path / "store.sqlite3"
+    deliver(SqliteAdapter({"path": str(database)}))
     with sqlite3.connect(database) as db:
-        count = db.execute("SELECT count(*) FROM indicators").fetchone()[0]
-    assert count == sum(len(t.indicators) for t in threats) > 0
-    adapter.withdraw([threats[0].ref])
-    adapter.commit()
-    adapter.close()
-    with sqlite3.connect(database) as db:
-        left = db.execute("SELECT count(*) FROM indicators WHERE threat_id = ? AND threat_type = ?",
-                          (threats[0].id, threats[0].kind)).fetchone()[0]
-        tombstones = db.execute("SELECT threat_type, threat_id FROM deleted_threats").fetchall()
-    assert left == 0
-    assert tombstones == [(threats[0].kind, threats[0].id)]
-
-
-def test_uncommitted_deliveries_are_rolled_back_on_close(database, held):
-    adapter = SqliteAdapter({"path": str(database)})
-    adapter.open()
-    adapter.deliver(sample_threats())
-    adapter.close()
-    assert held() == set()
-
-
-def test_store_records_its_schema_version_and_uses_wal(database):
-    adapter = SqliteAdapter({"path": str(database)})
-    adapter.open()
-    adapter.close()
-    with sqlite3.connect(database) as db:
-        assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("2",)
         assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
-
-
-def test_phish_indicators_include_urls_hosts_ip_and_kit_emails(database):
-    phish = [t for t in sample_threats(malware=0, phish=4)]
-    adapter = SqliteAdapter({"path": str(database)})
-    adapter.open()
-    adapter.deliver(phish)
-    adapter.commit()
-    adapter.close()
-    with sqlite3.connect(database) as db:
-        kinds = {kind for (kind,) in db.execute("SELECT DISTINCT kind FROM indicators")}
-    assert {"url", "domain", "ipv4"} <= kinds
 
 
 def _indexes(database) -> list[str]:
@@ -116,7 +48,8 @@ def _indexes(database) -> list[str]:
         return [name for (name,) in found]
 
 
-def test_an_empty_store_is_bulk_loaded_and_indexed_when_closed(database):
+def test_an_empty_store_is_bulk_loaded_and_indexed_when_closed(tmp_path):
+    database = tmp_path / "store.sqlite3"
     adapter = SqliteAdapter({"path": str(database)})
     adapter.open()
     adapter.deliver(sample_threats())
@@ -129,7 +62,8 @@ def test_an_empty_store_is_bulk_loaded_and_indexed_when_closed(database):
     assert "indicators_by_value" in repr(plan)
 
 
-def test_a_run_cut_short_before_the_index_leaves_it_to_the_next_run(database):
+def test_a_run_cut_short_before_the_index_leaves_it_to_the_next_run(tmp_path):
+    database = tmp_path / "store.sqlite3"
     first = SqliteAdapter({"path": str(database)})
     first.open()
     first.deliver(sample_threats())
@@ -142,7 +76,8 @@ def test_a_run_cut_short_before_the_index_leaves_it_to_the_next_run(database):
     second.close()
 
 
-def test_a_redelivered_threat_holds_exactly_its_new_indicators(database):
+def test_a_redelivered_threat_holds_exactly_its_new_indicators(tmp_path):
+    database = tmp_path / "store.sqlite3"
     before = sample_threats(malware=1, phish=0)[0]
     raw = copy.deepcopy(before.raw)
     raw["blockSet"].pop(0)
