@@ -6,10 +6,9 @@ What both stores do alike (the adapter contract, the tables, the history) is in 
 from __future__ import annotations
 
 import pytest
-from configupdater import ConfigUpdater
 from contract import deliver
 from postgres import free_port
-from support import run_cli, sample_threats
+from support import run_cli, sample_threats, write_config
 
 from phishme_intel import config as config_module
 from phishme_intel.adapters.postgresql import PASSWORD_VARIABLE, PostgresqlAdapter
@@ -93,32 +92,24 @@ def test_a_password_file_others_can_read_is_refused(tmp_path):
         ("host=db dbname", "is not a libpq connection string"),
     ],
 )
-def test_a_bad_connection_string_is_a_config_error(config, conninfo, problem):
-    updater = ConfigUpdater()
-    updater.read(config)
-    updater.add_section("integration_postgresql")
-    updater["integration_postgresql"]["use"] = "True"
-    updater["integration_postgresql"]["conninfo"] = conninfo
-    config.write_text(str(updater))
+def test_a_bad_connection_string_is_a_config_error(tmp_path, simulator, conninfo, problem):
+    config = write_config(tmp_path, simulator.url, integration_postgresql={"use": "True", "conninfo": conninfo})
     with pytest.raises(ConfigError) as failure:
         config_module.load(str(config))
     assert any(p.startswith("[integration_postgresql] conninfo:") and problem in p for p in failure.value.problems)
     assert "hunter2" not in str(failure.value)
 
 
-def pg_config(config, conninfo, password):
-    updater = ConfigUpdater()
-    updater.read(config)
-    updater["integration_sqlite"]["use"] = "False"
-    updater.add_section("integration_postgresql")
-    for key, value in (("use", "True"), ("conninfo", conninfo), ("pass", password)):
-        updater["integration_postgresql"][key] = value
-    config.write_text(str(updater))
-    return config
+def pg_config(tmp_path, simulator, conninfo, password):
+    """A config.ini with the PostgreSQL store in place of the SQLite store."""
+    return write_config(
+        tmp_path, simulator.url, integration_sqlite={"use": "False"},
+        integration_postgresql={"use": "True", "conninfo": conninfo, "pass": password},
+    )
 
 
-def test_the_cli_syncs_into_postgresql(config, pg_store, dataset):
-    pg_config(config, pg_store.settings["conninfo"], pg_store.settings["pass"])
+def test_the_cli_syncs_into_postgresql(tmp_path, simulator, pg_store, dataset):
+    config = pg_config(tmp_path, simulator, pg_store.settings["conninfo"], pg_store.settings["pass"])
     result = run_cli(config)
     assert result.returncode == 0, result.stderr
     held = set(pg_store.rows("SELECT threat_type, threat_id FROM threats"))
@@ -127,13 +118,14 @@ def test_the_cli_syncs_into_postgresql(config, pg_store, dataset):
 
 
 @pytest.mark.parametrize("failure", ["server-down", "refused-password"])
-def test_the_cli_exits_74_without_advancing_when_the_server_is_down_or_refuses(config, pg_store, failure):
+def test_the_cli_exits_74_without_advancing_when_the_server_is_down_or_refuses(tmp_path, simulator, pg_store, failure):
     conninfo, password = pg_store.settings["conninfo"], pg_store.settings["pass"]
     if failure == "server-down":
         conninfo = f"host=127.0.0.1 port={free_port()} dbname=phishme user=phishme"
     else:
         password = "Not-the-Pa55word"
-    before = pg_config(config, conninfo, password).read_text()
+    config = pg_config(tmp_path, simulator, conninfo, password)
+    before = config.read_text()
     result = run_cli(config)
     assert result.returncode == 74, result.stderr
     assert "adapter postgresql" in result.stderr
