@@ -145,6 +145,13 @@ def store(path: Path) -> dict[str, object]:
         }
 
 
+#: The indicator rows a store lists, and those its history says it lists: always the same.
+LISTED = "SELECT threat_type, threat_id, kind, value FROM indicators ORDER BY 1, 2, 3, 4"
+LISTED_IN_HISTORY = (
+    "SELECT threat_type, threat_id, kind, value FROM indicator_history WHERE withdrawn_at IS NULL ORDER BY 1, 2, 3, 4"
+)
+
+
 def contents(database: Path) -> dict[str, list[tuple[object, ...]]]:
     """Every row a user can see in the store, in a stable order (tombstone times left out)."""
     with sqlite3.connect(database) as db:
@@ -156,6 +163,8 @@ def contents(database: Path) -> dict[str, list[tuple[object, ...]]]:
             "deleted": db.execute(
                 "SELECT threat_type, threat_id FROM deleted_threats ORDER BY threat_type, threat_id"
             ).fetchall(),
+            "listed": db.execute(LISTED).fetchall(),
+            "listed_in_history": db.execute(LISTED_IN_HISTORY).fetchall(),
         }
 
 

@@ -15,6 +15,10 @@ rename), never after some time, so where it lands does not depend on the machine
 random places come from a seeded generator: ``PHISHME_CRASH_SEED=<n>`` replays a run (the same
 kills at the same calls), ``PHISHME_CRASH_KILLS=<n>`` sets the number of kills (default 30);
 ``pytest -m slow`` runs the long variant (200 kills).
+
+The PostgreSQL store gets the same random kills, fewer of them (at psycopg's executes and
+commits too), compared with a clean run into a database of its own; the history of either
+store must list exactly what its ``indicators`` table lists.
 """
 
 from __future__ import annotations
@@ -23,17 +27,32 @@ import json
 import os
 import random
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
-from support import PASSWORD, ROOT, USER, cli_command, contents, days_ago, run_cli, store, write_config
+from postgres import Cluster
+from support import (
+    LISTED,
+    LISTED_IN_HISTORY,
+    PASSWORD,
+    ROOT,
+    USER,
+    cli_command,
+    contents,
+    days_ago,
+    run_cli,
+    store,
+    write_config,
+)
 
 from phishme_intel import config as config_module
 from phishme_intel.simulator import Dataset, Simulator
 
 SEED = int(os.environ.get("PHISHME_CRASH_SEED", "20261123"))
 KILLS = int(os.environ.get("PHISHME_CRASH_KILLS", "30"))
+POSTGRES_KILLS = 8  # the same code paths as SQLite's above: a few kills show the transaction holds
 STATE_KEYS = ("position", "backfill_until", "backfill_done")
 
 # Runs the CLI with the library functions below wrapped so that the process SIGKILLs itself at
@@ -42,9 +61,11 @@ STATE_KEYS = ("position", "backfill_until", "backfill_done")
 # boundary, our own code untouched, nothing slowed down but those calls.
 # KILL_AT is "<call>:<module.function on the stack or *>:<before|after>:<N>"; N = 0 never
 # kills. A run that ends by itself writes to KILL_TALLY how many calls of each kind it made.
+# ``execute`` and ``commit`` are SQLite's and psycopg's (the PostgreSQL store's).
 CALLS = ("execute", "commit", "fsync", "replace")
 KILLER = """
 import json, os, signal, sqlite3, sys, threading
+import psycopg
 
 call, caller, moment, nth = os.environ["KILL_AT"].split(":")
 tally, seen, lock = {"execute": 0, "commit": 0, "fsync": 0, "replace": 0}, [0], threading.Lock()
@@ -85,6 +106,9 @@ class Connection(sqlite3.Connection):
 
 connect = sqlite3.connect
 sqlite3.connect = lambda *args, **kwargs: connect(*args, factory=Connection, **kwargs)
+psycopg.Cursor.execute = counted("execute", psycopg.Cursor.execute)
+psycopg.Cursor.executemany = counted("execute", psycopg.Cursor.executemany)
+psycopg.Connection.commit = counted("commit", psycopg.Connection.commit)
 os.fsync = counted("fsync", os.fsync)
 os.replace = counted("replace", os.replace)
 from phishme_intel.cli import main
@@ -169,6 +193,7 @@ def assert_same_as_one_clean_run(config: Path, feed: Feed, reference_folder: Pat
     assert {(kind, tid) for kind, tid, *_ in actual["threats"]} == feed.dataset.live_ids()
     assert actual["threats"] == expected["threats"]
     assert actual["indicators"] == expected["indicators"]
+    assert actual["listed_in_history"] == actual["listed"]
     assert set(actual["deleted"]) == feed.deleted
     assert store(config.parent / "phishme_intel.sqlite3")["duplicate_indicators"] == 0
     assert json_files(config.parent) == json_files(reference_folder)
@@ -194,11 +219,16 @@ def crash_simulator() -> Iterator[Simulator]:
         yield simulator
 
 
-def kill_at_random_places(tmp_path: Path, simulator: Simulator, kills: int, seed: int) -> None:
+def kill_at_random_places(
+    tmp_path: Path, simulator: Simulator, kills: int, seed: int,
+    configure: Callable[[Path, Simulator], Path] = crash_config,
+    same_as_clean: Callable[[Path, Feed, Path], None] = assert_same_as_one_clean_run,
+) -> None:
+    """Kill runs at random places, then check the products with ``same_as_clean`` (configs by ``configure``)."""
     print(f"PHISHME_CRASH_SEED={seed} PHISHME_CRASH_KILLS={kills} replays this test")  # shown when it fails
     rng = random.Random(seed)
     feed = Feed(simulator, rng)
-    config = crash_config(tmp_path / "crashed", simulator)
+    config = configure(tmp_path / "crashed", simulator)
     original = config.read_text()
     tally_file = tmp_path / "tally.json"
     tally = dict.fromkeys(CALLS, 20)  # until a run has counted them: early in the first backfill
@@ -218,7 +248,7 @@ def kill_at_random_places(tmp_path: Path, simulator: Simulator, kills: int, seed
     final = run_cli(config)
     assert final.returncode == 0, final.stderr
     assert_config_intact(config, original)
-    assert_same_as_one_clean_run(config, feed, tmp_path / "reference")
+    same_as_clean(config, feed, tmp_path / "reference")
 
 
 @pytest.mark.timeout(900)  # a hang guard: about 5 minutes on a busy 2-core machine
@@ -260,3 +290,51 @@ def test_killed_at_each_worst_place_in_turn_it_ends_as_one_clean_run(tmp_path, p
             assert kills >= 1, f"{phase}: the run never reached {place}"
             assert_config_intact(config, original)
         assert_same_as_one_clean_run(config, feed, tmp_path / "reference")
+
+
+class PostgresStore:
+    """The crash test with the PostgreSQL store in place of SQLite and JSON files; a database per folder."""
+
+    def __init__(self, cluster: Cluster) -> None:
+        self.cluster = cluster
+
+    def configure(self, folder: Path, simulator: Simulator) -> Path:
+        folder.mkdir(exist_ok=True)
+        conninfo = self.cluster.conninfo(self.cluster.database())
+        store = {"use": "True", "conninfo": conninfo, "pass": self.cluster.password}
+        return write_config(
+            folder, simulator.url,
+            pm_api={"init_date": days_ago(31), "results_per_page": "50", "concurrency": "2"},
+            integration_sqlite={"use": "False"}, integration_postgresql=store,
+        )
+
+    def contents(self, config: Path) -> dict[str, list[tuple[object, ...]]]:
+        section = config_module.read(str(config))["integration_postgresql"]
+        with psycopg.connect(section["conninfo"], password=section["pass"]) as db:
+            return {
+                "threats": db.execute("SELECT * FROM threats ORDER BY threat_type, threat_id").fetchall(),
+                "indicators": db.execute("SELECT * FROM indicators ORDER BY 1, 2, 3, 4").fetchall(),
+                "deleted": db.execute("SELECT threat_type, threat_id FROM deleted_threats").fetchall(),
+                "listed": db.execute(LISTED).fetchall(),
+                "listed_in_history": db.execute(LISTED_IN_HISTORY).fetchall(),
+            }
+
+    def assert_same_as_one_clean_run(self, config: Path, feed: Feed, reference_folder: Path) -> None:
+        reference = run_cli(self.configure(reference_folder, feed.simulator))
+        assert reference.returncode == 0, reference.stderr
+        actual, expected = self.contents(config), self.contents(reference_folder / "config.ini")
+        assert {(kind, tid) for kind, tid, *_ in actual["threats"]} == feed.dataset.live_ids()
+        assert actual["threats"] == expected["threats"]
+        assert actual["indicators"] == expected["indicators"]
+        assert actual["listed_in_history"] == actual["listed"]
+        assert set(actual["deleted"]) == feed.deleted
+
+
+@pytest.mark.timeout(900)
+def test_killed_at_random_places_with_the_postgresql_store_it_ends_as_one_clean_run(
+    tmp_path, crash_simulator, postgres
+):
+    store = PostgresStore(postgres)
+    kill_at_random_places(
+        tmp_path, crash_simulator, POSTGRES_KILLS, SEED, store.configure, store.assert_same_as_one_clean_run
+    )
