@@ -434,8 +434,8 @@ def _adapters(
     None enabled is a problem: a run would fetch everything, deliver it to nothing and store
     the position, so those threats would never reach any product.
 
-    The store comes first because adapters that read it (blocklists) must see each commit
-    after it has committed: the engine delivers to and commits adapters in this order.
+    The engine puts the stores first (an adapter built from the store must see each commit
+    of it); an adapter built from the store without any store enabled is a problem.
     """
     names = [
         s[len(_INTEGRATION):] for s in parser.sections() if s.startswith(_INTEGRATION) and not vendor4x.replaced(s)
@@ -465,4 +465,10 @@ def _adapters(
         sections = ", ".join(f"[{_INTEGRATION}{name}] use" for name in names)
         problems.append(f"{sections}: no adapter is enabled, so a run would deliver to nothing; "
                         "set use = True in at least one")
+    if not any(adapter.keeps_store for adapter, _settings in enabled.values()):
+        problems.extend(
+            f"[{_INTEGRATION}{name}]: is built from the IOC store, but no store is enabled: "
+            f"enable [integration_sqlite] or [integration_postgresql]"
+            for name, (adapter, _settings) in enabled.items() if adapter.reads_store
+        )
     return enabled
