@@ -1,4 +1,4 @@
-"""Blocklists built from the SQLite store: the contract, the filters, the CSV and the atomic rewrite."""
+"""Blocklists built from the store (SQLite or PostgreSQL): the contract, the filters, the CSV, the atomic rewrite."""
 
 from __future__ import annotations
 
@@ -36,6 +36,11 @@ def lists(folder):
     """Each ``<kind>.txt`` in ``folder`` as its list of lines."""
     return {name.removesuffix(".txt"): (folder / name).read_text().splitlines()
             for name in sorted(os.listdir(folder)) if name.endswith(".txt")}
+
+
+def files(folder):
+    """Every file in ``folder``, by name, as bytes."""
+    return {name: (folder / name).read_bytes() for name in os.listdir(folder)}
 
 
 def sync(tmp_path, threats=(), withdrawn=(), **raw):
@@ -86,12 +91,10 @@ def held(tmp_path):
     return listed
 
 
-@pytest.fixture(params=["folder", "store"])
-def broken_adapter(request, tmp_path):
-    if request.param == "folder":
-        (tmp_path / "a-file").write_text("")
-        return BlocklistsAdapter(settings(tmp_path, folder=str(tmp_path / "a-file" / "lists")))
-    return BlocklistsAdapter(settings(tmp_path, folder="lists", sqlite_path="never-written.sqlite3"))
+@pytest.fixture
+def broken_adapter(tmp_path):
+    (tmp_path / "a-file").write_text("")
+    return BlocklistsAdapter(settings(tmp_path, folder=str(tmp_path / "a-file" / "lists")))
 
 
 class TestBlocklistsContract(AdapterContract, DiscardsUncommitted):
@@ -237,9 +240,8 @@ def test_a_list_whose_path_is_taken_by_a_folder_is_a_clear_error(tmp_path):
 
 
 def test_bad_settings_are_config_errors(tmp_path, simulator):
-    (tmp_path / "not-a-store.sqlite3").write_text("hello")
     config = write_config(tmp_path, simulator.url, integration_blocklists={
-        "use": "True", "kinds": "url, fqdn", "min_impact": "high", "sqlite_path": "not-a-store.sqlite3",
+        "use": "True", "kinds": "url, fqdn", "min_impact": "high",
     })
 
     result = run_cli(config, "--check")
@@ -248,8 +250,57 @@ def test_bad_settings_are_config_errors(tmp_path, simulator):
     assert "[integration_blocklists] kinds: must be a comma-separated list of url, domain," in result.stderr
     assert "[integration_blocklists] min_impact: must be one of major, moderate, minor, none, not 'high'" in (
         result.stderr)
-    assert (f"[integration_blocklists] sqlite_path: {tmp_path / 'not-a-store.sqlite3'} is not a SQLite database"
-            in result.stderr)
+
+
+def test_lists_without_any_store_enabled_are_a_config_error(tmp_path, simulator):
+    config = write_config(tmp_path, simulator.url, integration_sqlite={"use": "False"},
+                          integration_blocklists={"use": "True"})
+
+    result = run_cli(config, "--check")
+
+    assert result.returncode == 78
+    assert ("[integration_blocklists]: is built from the IOC store, but no store is enabled: "
+            "enable [integration_sqlite] or [integration_postgresql]") in result.stderr
+
+
+def test_lists_opened_without_a_store_are_an_adapter_error_naming_them(tmp_path):
+    fanout = Fanout([BlocklistsAdapter(settings(tmp_path, folder="lists"))])
+    with pytest.raises(AdapterError, match="adapter blocklists: is built from the IOC store, but no store"):
+        fanout.open()
+    fanout.close()
+
+
+def test_a_sqlite_path_other_than_the_store_is_ignored_with_a_warning(tmp_path, caplog):
+    threat = malware(1, [("Domain Name", "a.example", "Major")])
+    caplog.set_level(logging.WARNING)
+    assert sync(tmp_path, [threat], sqlite_path="phishme_intel.sqlite3") == sync(tmp_path, [threat])
+    assert caplog.messages == []
+
+    assert sync(tmp_path, [threat], sqlite_path="elsewhere.sqlite3")["domain"] == ["a.example"]
+
+    assert caplog.messages == [
+        f"[integration_blocklists] sqlite_path {tmp_path / 'elsewhere.sqlite3'} is not needed and ignored: "
+        f"the lists are built from the SQLite store {tmp_path / 'phishme_intel.sqlite3'}"
+    ]
+
+
+def test_the_lists_from_the_postgresql_store_are_those_from_the_sqlite_store(tmp_path, pg_store):
+    threats = sample_threats(malware=8, phish=4)
+    from_sqlite = sync(tmp_path, threats, withdrawn=[threats[0].ref], kinds=EVERY_LINE_KIND, csv="True")
+    written = files(tmp_path / "lists")
+    fanout = Fanout([
+        BlocklistsAdapter(settings(tmp_path, folder="pg-lists", kinds=EVERY_LINE_KIND, csv="True")),
+        pg_store.adapter(),
+    ])
+    fanout.open()
+    try:
+        fanout.deliver(threats)
+        fanout.withdraw([threats[0].ref])
+        fanout.commit()
+    finally:
+        fanout.close()
+    assert lists(tmp_path / "pg-lists") == from_sqlite
+    assert files(tmp_path / "pg-lists") == written
 
 
 def test_a_run_lists_what_the_store_holds_even_when_the_store_section_is_absent(tmp_path, simulator, dataset):

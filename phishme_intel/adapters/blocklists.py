@@ -7,11 +7,12 @@ reference-set import or a ``curl`` in a script; with ``csv = True`` also
 ``nftables``, ``ipset``, ``squid``: :mod:`._blocklist_formats`) are built from the same
 domain and IPv4 entries, whatever ``kinds`` says.
 
-The lists are not built from the deliveries but from the SQLite store that
-``[integration_sqlite]`` keeps (which the config puts first among the adapters): they are
-rebuilt whenever a commit follows a delivery or withdrawal, and once at the start of every
-run (so a changed ``min_impact`` or the ``max_age_days`` cut-off takes effect even on a run
-with nothing new). A withdrawn threat's indicators therefore leave the lists at the commit
+The lists are not built from the deliveries but from the IOC store, ``[integration_sqlite]``
+or ``[integration_postgresql]``, whichever is enabled (the first, when both are): the engine
+hands this adapter the store's reader and commits the store first. The lists are rebuilt
+whenever a commit follows a delivery or withdrawal, and once at the start of every run (so
+a changed ``min_impact`` or the ``max_age_days`` cut-off takes effect even on a run with
+nothing new). A withdrawn threat's indicators therefore leave the lists at the commit
 that withdraws it, unless another live threat also lists them. Every file is replaced
 atomically, and only when its content changed, so a poller's If-Modified-Since works.
 
@@ -29,12 +30,9 @@ import csv
 import datetime as dt
 import io
 import os
-import sqlite3
 import time
 from collections.abc import Mapping, Sequence
-from contextlib import closing
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
 
 from ..errors import AdapterError
@@ -45,6 +43,7 @@ from ..models.limits import is_time
 from ..options import Option, boolean, choice, integer, path
 from . import _blocklist_formats
 from .base import Adapter
+from .store import StoreReader
 
 DEFAULT_KINDS = ("url", "domain", "ipv4", "email", "md5", "sha256")
 LISTED_KINDS = tuple(kind for kind in INDICATOR_KINDS if kind != "subject")
@@ -55,11 +54,6 @@ CSV_COLUMNS = (
     "last_published",
 )
 _RANK = {impact: len(IMPACTS) - position for position, impact in enumerate(IMPACTS)}  # Major 4 .. None 1
-_QUERY = """
-SELECT i.kind, i.value, i.impact, i.role, i.malware_family, t.threat_type, t.threat_id, t.label, t.last_published
-FROM indicators AS i JOIN threats AS t ON t.threat_type = i.threat_type AND t.threat_id = i.threat_id
-WHERE t.last_published >= ? AND i.kind IN ({kinds})
-"""
 
 
 def kinds(raw: str) -> tuple[str, ...]:
@@ -90,10 +84,11 @@ class Entry:
 
 
 class BlocklistsAdapter(Adapter):
-    """Rebuilds one list per indicator kind from the SQLite store at each commit.
+    """Rebuilds one list per indicator kind from the IOC store at each commit.
 
-    Withdrawal needs nothing of its own: the sqlite adapter deletes the threat's indicators
-    and the next rebuild leaves them out.
+    Withdrawal needs nothing of its own: the store adapter deletes the threat's indicators
+    and the next rebuild leaves them out. ``sqlite_path`` is no longer needed; a value that
+    is not the store's file is ignored, with a warning.
     """
 
     name = "blocklists"
@@ -105,17 +100,14 @@ class BlocklistsAdapter(Adapter):
         Option("strip_url_scheme", boolean, False),
         Option("csv", boolean, False),
         Option("formats", _blocklist_formats.formats, ("plain",)),
-        Option("sqlite_path", path, "phishme_intel.sqlite3"),
+        Option("sqlite_path", path, None),
     )
+    reads_store = True
 
     @classmethod
     def check(cls, settings: Mapping[str, Any]) -> list[str]:
-        problems = []
-        if problem := folder_problem(settings["folder"]):
-            problems.append(f"folder: {problem}")
-        if problem := _store_problem(settings["sqlite_path"]):
-            problems.append(f"sqlite_path: {problem}")
-        return problems
+        problem = folder_problem(settings["folder"])
+        return [f"folder: {problem}"] if problem else []
 
     def __init__(self, settings: Mapping[str, Any]) -> None:
         super().__init__(settings)
@@ -126,8 +118,15 @@ class BlocklistsAdapter(Adapter):
         self.strip_url_scheme: bool = settings["strip_url_scheme"]
         self.csv: bool = settings["csv"]
         self.formats: tuple[str, ...] = settings["formats"]
-        self.sqlite_path: str = settings["sqlite_path"]
+        self.sqlite_path: str | None = settings["sqlite_path"]
+        self._store: StoreReader | None = None
         self._changed = False
+
+    def read_from(self, store: StoreReader) -> None:
+        self._store = store
+        if self.sqlite_path and (store.path is None or os.path.abspath(store.path) != self.sqlite_path):
+            self.log.warning("[integration_blocklists] sqlite_path %s is not needed and ignored: the lists are "
+                             "built from the %s", self.sqlite_path, store.where)
 
     def open(self) -> None:
         try:
@@ -148,7 +147,7 @@ class BlocklistsAdapter(Adapter):
             self._changed = False
 
     def rebuild(self) -> None:
-        """Write every list from what the SQLite store holds now."""
+        """Write every list from what the store holds now."""
         lists = self._read_store()
         for kind in self.kinds if "plain" in self.formats else ():
             entries = sorted(lists.get(kind, {}).values(), key=lambda entry: entry.value)
@@ -164,23 +163,19 @@ class BlocklistsAdapter(Adapter):
 
     def _read_store(self) -> dict[str, dict[str, Entry]]:
         """The entries of each wanted kind that pass the impact and age filters, by value."""
-        if problem := _store_problem(self.sqlite_path, built=True):
-            raise AdapterError(self.name, problem)
+        if self._store is None:
+            raise AdapterError(self.name, "opened without the store it is built from")
         since = int((time.time() - self.max_age_days * 86400) * 1000) if self.max_age_days else 0
         wanted = self._wanted_kinds()
         lists: dict[str, dict[str, Entry]] = {kind: {} for kind in wanted}
         unrenderable: set[str] = set()
-        try:
-            with _reading(self.sqlite_path) as db:
-                query = _QUERY.format(kinds=", ".join("?" * len(wanted)))
-                for kind, *row in db.execute(query, (since, *wanted)):
-                    entry = Entry(*row)
-                    if is_time(entry.last_published):
-                        self._add(lists, kind, entry)
-                    else:
-                        unrenderable.add(ThreatRef(entry.threat_type, entry.threat_id).api_id)
-        except sqlite3.Error as exc:
-            raise AdapterError(self.name, f"cannot read the SQLite store {self.sqlite_path}: {exc}") from None
+        for row in self._store.listed(wanted, since):
+            entry = Entry(row.value, row.impact, row.role, row.malware_family, row.threat_type, row.threat_id,
+                          row.threat_label, row.last_published)
+            if is_time(entry.last_published):
+                self._add(lists, row.kind, entry)
+            else:
+                unrenderable.add(ThreatRef(entry.threat_type, entry.threat_id).api_id)
         if unrenderable:
             self.log.warning(
                 "left out the indicators of %d threats whose last_published is not a time from 1970 to 9999 "
@@ -251,31 +246,3 @@ def _csv(entries: Sequence[Entry]) -> bytes:
 def neutralised(cell: str) -> str:
     """``cell`` as a spreadsheet shows it without running it: a ``'`` before a formula's first character."""
     return f"'{cell}" if cell.startswith(FORMULA_STARTS) else cell
-
-
-def _reading(sqlite_path: str) -> closing[sqlite3.Connection]:
-    """A read-only connection that never creates the file, closed on leaving the ``with``."""
-    return closing(sqlite3.connect(f"{Path(sqlite_path).absolute().as_uri()}?mode=ro", uri=True))
-
-
-def _store_problem(sqlite_path: str, built: bool = False) -> str | None:
-    """Why the SQLite store at ``sqlite_path`` cannot be the source of the lists, or None.
-
-    At config time (``built`` False) a store need not exist or have its tables yet:
-    ``[integration_sqlite]`` creates both when the run opens it, before this adapter reads.
-    """
-    hint = "the lists are built from the store of [integration_sqlite]: enable it, with path set to the same file"
-    if not os.path.exists(sqlite_path):
-        if built:
-            return f"there is no SQLite store at {sqlite_path}; {hint}"
-        folder = os.path.dirname(os.path.abspath(sqlite_path))
-        return None if os.path.isdir(folder) else f"the folder {folder} does not exist; {hint}"
-    try:
-        with _reading(sqlite_path) as db:
-            tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    except sqlite3.Error as exc:
-        return f"{sqlite_path} is not a SQLite database ({exc}); {hint}"
-    if built and not {"threats", "indicators"} <= tables:
-        return f"{sqlite_path} has no phishme-intel tables; {hint}"
-    return None
-

@@ -264,6 +264,7 @@ class SqliteReader(StoreReader):
     name = "sqlite"
 
     def __init__(self, sqlite_path: str) -> None:
+        self.path = sqlite_path
         self.where = f"SQLite store {sqlite_path}"
         if not os.path.exists(sqlite_path):
             raise AdapterError(self.name, f"there is no {self.where}: a sync run with [integration_sqlite] creates it")

@@ -67,6 +67,8 @@ class StoreReader(ABC):
 
     #: Where the store is, for messages: a file path, or a database and host (never a password).
     where: str
+    #: The store's file, for a store kept in one file (SQLite); None for a server.
+    path: str | None = None
 
     @abstractmethod
     def listed(self, kinds: Sequence[str], since: int) -> Iterator[Listing]:
