@@ -230,6 +230,7 @@ class PostgresqlAdapter(Adapter):
                         for i in t.indicators:
                             copy.write_row((t.kind, t.id, i.kind, _text(i.value), _text(i.impact), _text(i.role),
                                             _text(i.malware_family)))
+                cursor.execute("ANALYZE incoming_threats, incoming_indicators")  # else the merge may scan whole tables
                 for statement in _MERGE:
                     cursor.execute(statement, {"now": now} if "%(now)s" in statement else None)
         except psycopg.Error as exc:
