@@ -66,7 +66,7 @@ class StoreUnderTest:
 def postgres_store(conninfo: str, password: str, broken_conninfo: str) -> StoreUnderTest:
     return StoreUnderTest(
         "postgresql",
-        {"conninfo": conninfo, "pass": password, "pass_file": None},
-        {"conninfo": broken_conninfo, "pass": password, "pass_file": None},
+        {"conninfo": conninfo, "pass": password},
+        {"conninfo": broken_conninfo, "pass": password},
         lambda: psycopg.connect(conninfo, password=password, autocommit=True),
     )

@@ -11,7 +11,7 @@ from postgres import free_port
 from support import run_cli, sample_threats, write_config
 
 from phishme_intel import config as config_module
-from phishme_intel.adapters.postgresql import PASSWORD_VARIABLE, PostgresqlAdapter
+from phishme_intel.adapters.postgresql import PostgresqlAdapter
 from phishme_intel.errors import AdapterError, ConfigError
 from phishme_intel.models import parse_threat
 
@@ -45,19 +45,21 @@ def test_nul_characters_postgresql_cannot_hold_are_stored_as_replacement_charact
 
 
 @pytest.mark.parametrize("source", ["pass", "pass_file", "environment"])
-def test_the_password_comes_from_the_config_a_file_or_the_environment(pg_store, tmp_path, monkeypatch, source):
-    settings = {**pg_store.settings, "pass": None}
+def test_the_password_comes_from_the_config_a_file_or_the_environment(
+    pg_store, tmp_path, simulator, monkeypatch, source
+):
+    section = {"use": "True", "conninfo": pg_store.settings["conninfo"]}
     if source == "pass":
-        settings["pass"] = pg_store.settings["pass"]
+        section["pass"] = pg_store.settings["pass"]
     elif source == "pass_file":
-        secret = tmp_path / "pg-password"
-        secret.write_text(pg_store.settings["pass"] + "\n")
-        secret.chmod(0o600)
-        settings["pass_file"] = str(secret)
-        assert PostgresqlAdapter.check(settings) == []
+        (tmp_path / "pg-password").write_text(pg_store.settings["pass"] + "\n")
+        (tmp_path / "pg-password").chmod(0o600)
+        section["pass_file"] = "pg-password"
     else:
-        monkeypatch.setenv(PASSWORD_VARIABLE, pg_store.settings["pass"])
-    deliver(PostgresqlAdapter(settings), sample_threats())
+        monkeypatch.setenv("PHISHME_INTEL_POSTGRESQL_PASS", pg_store.settings["pass"])
+    config = write_config(tmp_path, simulator.url, integration_postgresql=section)
+    adapter, settings = config_module.load(str(config)).adapters["postgresql"]
+    deliver(adapter(settings), sample_threats())
     assert pg_store.count("threats") == len(sample_threats())
 
 
@@ -73,15 +75,6 @@ def test_tls_settings_of_the_connection_string_are_passed_through(pg_store):
     settings = {**pg_store.settings, "conninfo": pg_store.settings["conninfo"] + " sslmode=require"}
     with pytest.raises(AdapterError, match="server does not support SSL, but SSL was required"):
         deliver(PostgresqlAdapter(settings))
-
-
-def test_a_password_file_others_can_read_is_refused(tmp_path):
-    secret = tmp_path / "pg-password"
-    secret.write_text("x")
-    secret.chmod(0o644)
-    assert PostgresqlAdapter.check({"pass": None, "pass_file": str(secret)}) == [
-        f"pass_file: {secret} is readable by other users: chmod 600 {secret}"
-    ]
 
 
 @pytest.mark.parametrize(

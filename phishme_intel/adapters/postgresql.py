@@ -23,8 +23,9 @@ PostgreSQL cannot store the NUL character: in text and JSON it is stored as U+FF
 
 The connection string (``conninfo``) is libpq's, passed through as it is: host, port,
 dbname, user and the TLS settings (``sslmode=verify-full``, ``sslrootcert``, ``sslcert``,
-``sslkey``). The password is kept out of it: ``pass``, else the file ``pass_file``, else
-the environment variable ``PHISHME_INTEL_PG_PASS``, else libpq's own (``~/.pgpass``,
+``sslkey``). The password is kept out of it: ``pass``, a secret, which like every secret may
+also come from ``pass_file``, ``PHISHME_INTEL_POSTGRESQL_PASS`` or a systemd credential
+(:mod:`phishme_intel.config.sources`); without one, libpq's own means apply (``~/.pgpass``,
 ``PGPASSWORD``, a client certificate).
 """
 
@@ -32,8 +33,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import stat
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -42,11 +41,10 @@ from psycopg.conninfo import conninfo_to_dict
 
 from ..errors import AdapterError
 from ..models import Threat, ThreatRef
-from ..options import REQUIRED, Option, path, secret, text
+from ..options import REQUIRED, Option, secret, text
 from .base import Adapter
 from .store import Listing, Sighting, StoreReader, chunks
 
-PASSWORD_VARIABLE = "PHISHME_INTEL_PG_PASS"
 #: The same number as the SQLite store's schema with the same tables.
 SCHEMA_VERSION = 2
 _LOCK = 0x70686973686D65  # the advisory lock that serialises creating and migrating the tables
@@ -124,7 +122,7 @@ def conninfo(raw: str) -> str:
     except psycopg.ProgrammingError:
         raise ValueError("is not a libpq connection string such as 'host=db.example.org dbname=phishme'") from None
     if "password" in parts:
-        raise ValueError(f"must not hold the password: set pass, pass_file or {PASSWORD_VARIABLE} instead")
+        raise ValueError("must not hold the password: set pass (or pass_file, or PHISHME_INTEL_POSTGRESQL_PASS)")
     return value
 
 
@@ -135,17 +133,8 @@ class PostgresqlAdapter(Adapter):
     options = (
         Option("conninfo", conninfo, REQUIRED),
         Option("pass", secret, None),
-        Option("pass_file", path, None),
     )
     keeps_store = True
-
-    @classmethod
-    def check(cls, settings: Mapping[str, Any]) -> list[str]:
-        if settings["pass"] and settings["pass_file"]:
-            return ["pass_file: set pass or pass_file, not both"]
-        if settings["pass_file"]:
-            return [f"pass_file: {problem}"] if (problem := _password_file_problem(settings["pass_file"])) else []
-        return []
 
     def __init__(self, settings: Mapping[str, Any]) -> None:
         super().__init__(settings)
@@ -153,7 +142,6 @@ class PostgresqlAdapter(Adapter):
         parts = conninfo_to_dict(self.conninfo)
         self.where = f"PostgreSQL database {parts.get('dbname', '(default)')} on {parts.get('host', 'localhost')}"
         self._password: str | None = settings["pass"]
-        self._password_file: str | None = settings["pass_file"]
         self._db: psycopg.Connection | None = None
 
     @property
@@ -164,32 +152,21 @@ class PostgresqlAdapter(Adapter):
 
     def connect(self, autocommit: bool = False) -> psycopg.Connection:
         """A new connection with the configured password; raises AdapterError naming why not."""
-        password = self._password or self._read_password_file() or os.environ.get(PASSWORD_VARIABLE) or None
         extra: dict[str, Any] = {"application_name": "phishme-intel"}
         if "connect_timeout" not in conninfo_to_dict(self.conninfo):
             extra["connect_timeout"] = 10
-        if password is not None:
-            extra["password"] = password
+        if self._password:
+            extra["password"] = self._password
         try:
             return psycopg.connect(self.conninfo, autocommit=autocommit, **extra)
         except psycopg.Error as exc:
             raise self.failure("cannot connect to", exc) from None
 
-    def _read_password_file(self) -> str | None:
-        if not self._password_file:
-            return None
-        try:
-            with open(self._password_file, encoding="utf-8") as handle:
-                return handle.read().rstrip("\r\n")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise AdapterError(self.name, f"cannot read pass_file {self._password_file}: {exc}") from None
-
     def failure(self, doing: str, exc: psycopg.Error) -> AdapterError:
         """An AdapterError for ``exc``, met while ``doing`` the store, with the password masked."""
         message = str(exc).strip()
-        for secret_value in (self._password, os.environ.get(PASSWORD_VARIABLE)):
-            if secret_value:
-                message = message.replace(secret_value, "***")
+        if self._password:
+            message = message.replace(self._password, "***")
         return AdapterError(self.name, f"{doing} the {self.where}: {message}")
 
     def open(self) -> None:
@@ -329,18 +306,3 @@ def _without_nul(value: Any) -> Any:
     if isinstance(value, list):
         return [_without_nul(item) for item in value]
     return value
-
-
-def _password_file_problem(target: str) -> str | None:
-    try:
-        mode = os.stat(target).st_mode
-    except OSError as exc:
-        return f"cannot read {target}: {exc.strerror}"
-    if not stat.S_ISREG(mode):
-        return f"{target} is not a file"
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        return f"{target} is readable by other users: chmod 600 {target}"
-    if not os.access(target, os.R_OK):
-        return f"{target} is not readable"
-    return None
-
