@@ -46,6 +46,7 @@ from phishme_intel.simulator import Dataset, Simulator
 PROXY_USER = "proxy-user"
 PROXY_PASSWORD = "pr0xy:P@ss/w%rd&"  # every character that URL-encoding changes
 TOKEN = "hec-T0ken-5ecret-0000"
+PG_PASSWORD = "pg-Pa55word-5ecret-0000"
 
 
 def forms(user: str, secret: str) -> list[str]:
@@ -53,7 +54,7 @@ def forms(user: str, secret: str) -> list[str]:
     return [secret, quote(secret, safe=""), base64.b64encode(f"{user}:{secret}".encode()).decode()]
 
 
-SECRETS = [*forms(USER, PASSWORD), *forms(PROXY_USER, PROXY_PASSWORD), TOKEN]
+SECRETS = [*forms(USER, PASSWORD), *forms(PROXY_USER, PROXY_PASSWORD), TOKEN, PG_PASSWORD]
 
 
 def assert_no_secret(*texts: str) -> None:
@@ -250,10 +251,29 @@ def test_an_adapter_token_echoed_by_its_collector_stays_secret(tmp_path, simulat
     )
 
 
+def test_a_postgresql_password_the_server_refuses_stays_secret(tmp_path, simulator, postgres):
+    config = write_config(
+        tmp_path, simulator.url, local_log={"log_level": "debug"}, integration_sqlite={"use": "False"},
+        integration_postgresql={"use": "True", "conninfo": postgres.conninfo(), "pass": PG_PASSWORD},
+    )
+
+    result = run_cli(config, "-v")
+    failure = _raised(config)
+    checked = run_cli(config, "--check", "-v")
+
+    assert result.returncode == 74, result.stderr
+    assert "password authentication failed" in result.stderr
+    assert checked.returncode == 0, checked.stderr
+    assert_no_secret(
+        everything_written(tmp_path), result.stdout, result.stderr, checked.stdout, checked.stderr,
+        str(failure), "".join(traceback.format_exception(failure)),
+    )
+
+
 def test_the_adapters_that_hold_a_secret_are_the_ones_tested_here():
     holding = {name for name in adapters.available() if any(o.parse is secret for o in adapters.load(name).options)}
 
-    assert holding == {"splunk_hec"}, "give every adapter with a token a test like the splunk_hec one above"
+    assert holding == {"splunk_hec", "postgresql"}, "give every adapter with a token a test like those above"
 
 
 # -- TLS --
