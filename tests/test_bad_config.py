@@ -113,7 +113,7 @@ VALUES = [
     ("sqlite-use-word", {"integration_sqlite": {"use": "perhaps"}}, [],
      "[integration_sqlite] use: must be True or False"),
     ("no-adapter-enabled", {"integration_sqlite": {"use": "False"}}, [],
-     "[integration_sqlite] use, [integration_stix2] use, [integration_splunk_hec] use, "
+     "[integration_sqlite] use, [integration_postgresql] use, [integration_stix2] use, [integration_splunk_hec] use, "
      "[integration_json_files] use, [integration_blocklists] use, [integration_cef_syslog] use: "
      "no adapter is enabled"),
     ("sqlite-path-missing-folder", {"integration_sqlite": {"path": "no-such-folder/store.sqlite3"}}, [],
