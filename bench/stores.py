@@ -1,6 +1,6 @@
 """The two stores side by side: ``.venv/bin/python bench/stores.py`` (``--help`` for the options).
 
-Runs the realistic workload W1 (10,000 malware + 2,000 phish threats; then 2,000
+Runs the workload W1 (10,000 malware + 2,000 phish threats, realistic profile; then 2,000
 re-published and 200 deleted) at 0 ms latency through the real sync twice, once into the
 SQLite store and once into PostgreSQL, and prints one table row per store and phase. The
 PostgreSQL server is a throwaway cluster from the machine's binaries, the one the tests use
@@ -17,10 +17,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from configupdater import ConfigUpdater
-from harness import ROOT, SimulatorProcess, SyncRun, Workload, run_sync, write_config
-
-sys.path.insert(0, str(ROOT / "tests"))
-from postgres import Cluster  # the tests' cluster, found through the path above
+from harness import BenchSimulator, SyncRun, Workload, run_sync, write_config
+from postgres import Cluster  # the tests' cluster (harness puts tests/ on the path)
 
 W1 = Workload("W1", 10_000, 2_000, 0, republish=2_000, delete=200)
 
@@ -29,7 +27,7 @@ def measure(store: str, cluster: Cluster, concurrency: int) -> tuple[SyncRun, Sy
     """The backfill and the updates run of W1 into ``store`` (``sqlite`` or ``postgresql``)."""
     with tempfile.TemporaryDirectory(prefix="phishme-bench-") as folder:
         work = Path(folder)
-        with SimulatorProcess(work, W1, 0) as simulator:
+        with BenchSimulator(work, W1, "realistic", None) as simulator:
             config = write_config(work, simulator.url, concurrency, 0)
             if store == "postgresql":
                 updater = ConfigUpdater()
