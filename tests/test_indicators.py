@@ -13,9 +13,18 @@ import ipaddress
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
+from publicsuffixlist import PublicSuffixList
 
 from phishme_intel.models import Gate, parse_threat
-from phishme_intel.models.indicators import KINDS, RejectedIndicator, candidates, canonical, verdict
+from phishme_intel.models.indicators import (
+    KINDS,
+    RejectedIndicator,
+    _is_public_suffix,
+    _rules,
+    candidates,
+    canonical,
+    verdict,
+)
 
 MALWARE = {"threatType": "MALWARE", "id": 1, "firstPublished": 1_700_000_000_000, "lastPublished": 1_700_000_000_000}
 dotted = st.lists(st.sampled_from(["0", "00", "01", "1", "9", "10", "99", "100", "127", "169", "172", "192", "199",
@@ -203,3 +212,13 @@ def test_a_threat_keeps_its_json_as_received_and_reports_each_rejected_value_onc
     assert [(r.kind, r.value, r.reason) for r in threat.rejected] == [
         ("domain", "*docs.example.net", "wildcard"), ("ipv4", "127.0.0.1", "reserved")]
     assert "*docs.example.net" in threat.json and "Bücher.example" in threat.json
+
+
+PSL_RULES = sorted(rule.lstrip("!*.") for rule in _rules())
+PSL = PublicSuffixList()
+
+
+@given(st.sampled_from(PSL_RULES), st.lists(st.sampled_from(["a", "www", "city", "b-2", "xn--bcher-kva"]), max_size=2))
+def test_the_public_suffix_check_agrees_with_the_publicsuffixlist_package(rule, prefix):
+    name = ".".join([*prefix, rule])
+    assert _is_public_suffix(name) == (PSL.privatesuffix(name) is None), name

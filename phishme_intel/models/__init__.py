@@ -48,7 +48,7 @@ from urllib.parse import urlsplit
 from ..errors import ThreatFormatError
 from . import indicators
 from .allowlist import Allowlist
-from .indicators import verdict
+from .indicators import cached_verdict
 from .limits import MAX_DEPTH, Unreadable, deeper_than, is_time
 
 MALWARE = "malware"
@@ -158,16 +158,16 @@ class Threat:
         return [indicator for indicator in self.indicators if not indicator.allowlisted]
 
     def _screen(self, found: list[_Found]) -> list[Indicator]:
-        gate, allowlist = self.gate, self.gate.allowlist
-        listing = bool(allowlist)
+        keep_private = self.gate.keep_private_ips
+        covers = self.gate.allowlist.covers if self.gate.allowlist else None
         distinct: dict[tuple[str, str], Indicator] = {}
         rejected: dict[tuple[str, str], Rejection] = {}
         for kind, sent, impact, role, family in found:
-            value, reason = verdict(kind, sent, keep_private_ips=gate.keep_private_ips)
+            value, reason = cached_verdict(kind, sent, keep_private)
             if value is None:
                 rejected.setdefault((kind, sent), Rejection(kind, sent, reason or "syntax"))
             elif (kind, value) not in distinct:
-                listed = listing and allowlist.covers(kind, value)
+                listed = covers is not None and covers(kind, value)
                 distinct[kind, value] = _make_indicator(
                     (kind, value, impact if impact in _IMPACTS else None, role, family, listed))
         self._rejected = list(rejected.values())

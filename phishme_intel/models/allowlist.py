@@ -48,6 +48,9 @@ class Allowlist:
             if not self.add(entry):
                 self.rejected.append(entry)
 
+    def __bool__(self) -> bool:
+        return bool(self.domains or self.exact or self._networks)
+
     def __len__(self) -> int:
         return len(self.domains) + len(self.exact) + sum(len(nets) for nets in self._networks.values())
 

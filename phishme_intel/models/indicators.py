@@ -37,13 +37,12 @@ one of :data:`REASONS`; :func:`candidates` turns a value an analyst pastes into 
 from __future__ import annotations
 
 import functools
-import ipaddress
 import re
 from collections.abc import Callable
 from typing import NamedTuple
 
 import idna
-from publicsuffixlist import PublicSuffixList
+from publicsuffixlist import PSLFILE, encode_idn
 
 KINDS = ("url", "domain", "ipv4", "email", "md5", "sha1", "sha256", "subject", "sender_ip", "sender_email")
 HASH_LENGTHS = {"md5": 32, "sha1": 40, "sha256": 64}
@@ -73,19 +72,14 @@ _REFANG = [
 ]
 _FANGED = re.compile(r"^hxxp|^fxp|[\[({]", re.IGNORECASE)  # what any of _REFANG needs to match
 _PLACEHOLDER = re.compile(r"[<>]|redacted", re.IGNORECASE)
-_LDH = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
+_LDH = r"(?!-)[a-z0-9-]{1,63}(?<!-)"
 _AUTHORITY_END = re.compile(r"[/?#]")
-_NAME = re.compile(rf"(?:{_LDH.pattern}\.)*{_LDH.pattern}")  # every label LDH, in one match
+#: Every label LDH, 1 to 63 characters, the last one not all digits: in one match.
+_NAME = re.compile(rf"(?:{_LDH}\.)*(?![0-9]+$){_LDH}")
 _OCTET = "(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 _IPV4 = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
 _HEX = re.compile(r"[0-9a-f]+")
 _PORT = re.compile(r"[0-9]{1,5}")
-_RESERVED = tuple(ipaddress.IPv4Network(block) for block in (
-    "0.0.0.0/8", "127.0.0.0/8", "169.254.0.0/16", "224.0.0.0/4", "240.0.0.0/4",
-))
-_PRIVATE = tuple(ipaddress.IPv4Network(block) for block in (
-    "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10",
-))
 
 
 class RejectedIndicator(ValueError):
@@ -121,11 +115,16 @@ def canonical(kind: str, value: str, *, keep_private_ips: bool = False) -> str:
     return found.value
 
 
-@functools.lru_cache(maxsize=_CACHE_SIZE)
 def verdict(kind: str, value: str, *, keep_private_ips: bool = False) -> Verdict:
-    """:func:`canonical` as a :class:`Verdict`, without an exception: the form the sync uses on every value.
+    """:func:`canonical` as a :class:`Verdict`, without an exception (cached per value, see :func:`cached_verdict`)."""
+    return cached_verdict(kind, value, keep_private_ips)
 
-    Cached per value: the same domain or address recurs across threats.
+
+@functools.lru_cache(maxsize=_CACHE_SIZE)
+def cached_verdict(kind: str, value: str, keep_private_ips: bool) -> Verdict:
+    """:func:`verdict` with positional arguments, the form the sync calls on every value of every threat.
+
+    Cached: the same domain or address recurs across threats and within one.
     """
     return judge(kind, value, keep_private_ips=keep_private_ips)
 
@@ -179,11 +178,6 @@ def candidates(text: str, *, keep_private_ips: bool = True) -> list[tuple[str, s
     return found
 
 
-def registrable(domain: str) -> str | None:
-    """The registrable part of a canonical domain (``example.co.uk`` of ``a.example.co.uk``), or None."""
-    return _suffixes().privatesuffix(domain.removeprefix("*."))
-
-
 def url_host(url: str) -> str:
     """The host of a canonical URL (a domain in A-label form or an IPv4 address)."""
     return _split_url(url)[2]
@@ -207,15 +201,19 @@ def _plain(text: str) -> str:
     return text
 
 
-def _domain(text: str, keep_private_ips: bool = False, wildcard: bool = True) -> str:
-    text = _plain(text)
+def _domain(text: str, keep_private_ips: bool = False) -> str:
+    return _name(_plain(text), wildcard=True)
+
+
+def _name(text: str, wildcard: bool) -> str:
+    """A domain name already through :func:`_plain`, canonical; ``*.`` kept in front when ``wildcard``."""
     prefix = ""
     if wildcard and text.startswith("*."):
         prefix, text = "*.", text[2:]
     if "*" in text:
         raise _Rejected("wildcard")
     name = _a_label(text[:-1] if text.endswith(".") else text)
-    if _suffixes().privatesuffix(name) is None:
+    if _is_public_suffix(name):
         raise _Rejected("public-suffix")
     return prefix + name
 
@@ -231,14 +229,13 @@ def _a_label(text: str) -> str:
             raise _Rejected("syntax") from None
         except UnicodeError:
             raise _Rejected("too-long") from None
-    labels = name.split(".")
-    if len(name) > 253 or any(len(label) > 63 for label in labels):
-        raise _Rejected("too-long")
-    if not _NAME.fullmatch(name) or labels[-1].isdigit():
+    if len(name) > 253 or not _NAME.fullmatch(name):
+        labels = name.split(".")
+        if len(name) > 253 or any(len(label) > 63 for label in labels):
+            raise _Rejected("too-long")
         raise _Rejected("syntax")
-    for label in labels:
-        if label.startswith("xn--") and not _valid_a_label(label):
-            raise _Rejected("syntax")
+    if "xn--" in name and not all(_valid_a_label(label) for label in name.split(".") if label.startswith("xn--")):
+        raise _Rejected("syntax")
     return name
 
 
@@ -251,14 +248,19 @@ def _valid_a_label(label: str) -> bool:
 
 
 def _ipv4(text: str, keep_private_ips: bool) -> str:
-    text = _plain(text)
+    return _address(_plain(text), keep_private_ips)
+
+
+def _address(text: str, keep_private_ips: bool) -> str:
+    """A dotted IPv4 address already through :func:`_plain`, checked against the ranges that are no indicators."""
     if not _IPV4.fullmatch(text):
         raise _Rejected("syntax")
-    address = ipaddress.IPv4Address(text)
-    if address.packed == b"\xff\xff\xff\xff" or any(address in block for block in _RESERVED):
-        raise _Rejected("reserved")
-    if not keep_private_ips and any(address in block for block in _PRIVATE):
-        raise _Rejected("private")
+    first, second, _, _ = map(int, text.split("."))
+    if first in (0, 127) or first >= 224 or (first, second) == (169, 254):
+        raise _Rejected("reserved")  # 0/8, loopback, multicast, 240/4 and broadcast, link-local
+    if not keep_private_ips and (first == 10 or (first, second) == (192, 168) or (first == 172 and 16 <= second < 32)
+                                 or (first == 100 and 64 <= second < 128)):
+        raise _Rejected("private")  # RFC 1918, CGNAT 100.64/10
     return text
 
 
@@ -267,7 +269,7 @@ def _email(text: str, keep_private_ips: bool) -> str:
     local, at, domain = text.rpartition("@")
     if not at or not local or len(local) > 64 or "@" in local:
         raise _Rejected("syntax")
-    return f"{local.lower()}@{_domain(domain, wildcard=False)}"
+    return f"{local.lower()}@{_name(domain, wildcard=False)}"
 
 
 def _url(text: str, keep_private_ips: bool) -> str:
@@ -277,7 +279,7 @@ def _url(text: str, keep_private_ips: bool) -> str:
         raise _Rejected("scheme")
     if not host or (port and not (_PORT.fullmatch(port) and int(port) <= 65535)):
         raise _Rejected("syntax")
-    host = _ipv4(host, keep_private_ips) if _IPV4.fullmatch(host) else _domain(host, wildcard=False)
+    host = _address(host, keep_private_ips) if _IPV4.fullmatch(host) else _name(host, wildcard=False)
     return f"{scheme.lower()}://{user}{host}{':' if port else ''}{port}{rest}"
 
 
@@ -318,7 +320,31 @@ _CHECKS = {
 }
 
 
+def _is_public_suffix(name: str) -> bool:
+    """Whether the canonical ``name`` is a public suffix (no label below one): the PSL's rules, in set lookups.
+
+    As the ``publicsuffixlist`` package reads them: an unknown single label is a suffix, a
+    wildcard rule ``*.x`` makes ``x`` and ``y.x`` suffixes unless an exception ``!y.x`` says not.
+    """
+    if "." not in name:
+        return True
+    rules = _rules()
+    if f"!{name}" in rules:
+        return False
+    parent = name.partition(".")[2]
+    return name in rules or f"*.{name}" in rules or f"*.{parent}" in rules
+
+
 @functools.cache
-def _suffixes() -> PublicSuffixList:
-    """The Public Suffix List the ``publicsuffixlist`` package ships (loaded once, on first use)."""
-    return PublicSuffixList()
+def _rules() -> frozenset[str]:
+    """The Public Suffix List's rules as ``publicsuffixlist`` ships them, IDN rules in A-label form too."""
+    rules = set()
+    with open(PSLFILE, encoding="utf-8") as handle:
+        for line in handle:
+            rule = line.split(" ", 1)[0].strip().lower()
+            if rule and not rule.startswith("//"):
+                rules.add(rule)
+                if not rule.isascii():
+                    bang = "!" if rule.startswith("!") else ""
+                    rules.add(bang + encode_idn(rule.lstrip("!")))
+    return frozenset(rules)
