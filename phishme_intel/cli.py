@@ -19,6 +19,7 @@ from typing import TypeVar
 from . import commands
 from .config import understood
 from .errors import Error, Interrupted, LockHeld
+from .logs import shown
 from .monitoring import health
 from .monitoring.progress import ProgressLine
 from .options import instant, interval, listen_address
@@ -97,8 +98,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:  # Ctrl-C outside a run (which stops at a safe point and raises Interrupted)
         print("phishme-intel: interrupted by SIGINT", file=sys.stderr)
         return Interrupted.exit_code
-    except Exception as exc:  # the one place an unexpected error becomes an exit code
-        print(f"phishme-intel: unexpected {type(exc).__name__}; the traceback is in the log file", file=sys.stderr)
+    except Exception as exc:  # the commands log theirs (unexpected.py): this is one in the CLI itself
+        print(f"phishme-intel: unexpected {type(exc).__name__} in the command line: {shown(str(exc))}", file=sys.stderr)
         return 1
 
 

@@ -18,7 +18,7 @@ import pytest
 from support import run_cli, set_api_options, store, write_config
 
 from phishme_intel.simulator import Dataset, Simulator
-from phishme_intel.simulator.hostile import DEEP_ID, POISON_ID
+from phishme_intel.simulator.hostile import POISON_ID
 
 RETRIES = 2
 SEARCH, UPDATES = "/threat/search", "/threat/updates"
@@ -90,15 +90,18 @@ def test_a_poison_row_an_older_release_stored_does_not_block_the_blocklists(sync
     assert "left out the indicators of 1 threats whose last_published is not a time" in log
 
 
-def test_a_threat_nested_1100_levels_deep_is_skipped_and_its_page_delivered(tmp_path, simulator):
-    simulator.faults.add("deep_threat", times=2, path=SEARCH)
+@pytest.mark.parametrize(("kind", "reason"), [
+    ("deep_threat", "nested deeper than 32 levels"),
+    ("huge_number", "the decoder refused it (Exceeds the limit (4300 digits)"),
+], ids=["nested-1100-levels", "a-5000-digit-number"])
+def test_a_threat_the_decoder_cannot_take_is_skipped_and_its_page_delivered(tmp_path, simulator, kind, reason):
+    simulator.faults.add(kind, times=2, path=SEARCH)
     config = configured(tmp_path, simulator)
 
     code, errors, log = run(config)
 
     assert code == 0, errors
-    assert "skipped a threat the API sent: a threat could not be read: nested deeper than 32 levels" in log
-    assert ("malware", DEEP_ID) not in store(tmp_path / "phishme_intel.sqlite3")["threats"]
+    assert f"skipped a threat the API sent: a threat could not be read: {reason}" in log
     assert store(tmp_path / "phishme_intel.sqlite3")["threats"] == simulator.dataset.live_ids()
 
 
@@ -197,3 +200,16 @@ def test_an_error_page_full_of_escape_sequences_is_shown_clean_and_short_everywh
     assert len(errors) < 400
     for shown in (errors, log, status, health.stdout):
         assert not any(character in shown for character in "\x1b\x07\u202e"), repr(shown)
+
+
+def test_an_answer_that_is_not_utf8_is_retried_then_exit_69(tmp_path, simulator):
+    simulator.faults.add("invalid_utf8", times=1000, path=SEARCH)  # every answer: the first page's are fetched ahead
+    config = configured(tmp_path, simulator)
+
+    code, errors, _log = run(config)
+    simulator.faults.clear()
+
+    assert code == 69, errors
+    assert f"failed {RETRIES + 1} times, last: the answer is not valid UTF-8" in errors
+    assert errors.count("\n") == 1
+    assert "\nposition =\n" in config.read_text()

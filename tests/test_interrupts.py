@@ -90,7 +90,7 @@ def assert_same_as_a_clean_run(
 def test_sigint_mid_backfill_stops_at_a_safe_point_and_the_next_run_completes(tmp_path, slow_simulator):
     config = interrupt_config(tmp_path / "run", slow_simulator)
 
-    code, _out, errors = signal_once_under_way(config, slow_simulator, signal.SIGINT, "/threat/search", 20)
+    code, _out, errors = signal_once_under_way(config, slow_simulator, signal.SIGINT, "/threat/search", 8)
 
     assert_stopped_cleanly(config, code, errors, 130, "SIGINT", config.read_text())
     assert "\nposition =\n" in config.read_text()  # the backfill did not finish

@@ -12,6 +12,8 @@ misbehaving server sends instead; :mod:`.faults` names them as fault kinds:
   changes, for ever;
 - ``endless_changelog``: the updates answer hands a new position with 100 changes, for ever;
 - ``oversized``: the answer is padded (a JSON member) to ``size`` bytes;
+- ``invalid_utf8``: the search page also holds a threat whose label is not UTF-8;
+- ``huge_number``: the search page also holds a threat with a 5,000-digit number;
 - ``escape_page``: an HTTP 410 error page full of terminal escape sequences, 2 KB long.
 
 ``drip`` (the answer sent a byte at a time) is done by the server, which sends the body.
@@ -103,8 +105,22 @@ def escape_page(answer: Answer, params: Params) -> Answer:
     return Answer(410, body.encode(), "text/html")
 
 
+def invalid_utf8(answer: Answer, params: Params) -> Answer:
+    return with_threat(answer, _threat(990_003, b'"label":"caf\xe9 \xff"'))
+
+
+def huge_number(answer: Answer, params: Params) -> Answer:
+    return with_threat(answer, _threat(990_004, b'"score":' + b"9" * 5000))
+
+
+def _threat(threat_id: int, member: bytes) -> bytes:
+    return f'{{"threatType":"MALWARE","id":{threat_id},"firstPublished":{_TIME},"lastPublished":{_TIME},'.encode() + (
+        member + b"}"
+    )
+
+
 TRANSFORMS = {
-    "escape_page": escape_page,
+    "escape_page": escape_page, "invalid_utf8": invalid_utf8, "huge_number": huge_number,
     "poison_threat": poison_threat, "deep_threat": deep_threat, "deep_page": deep_page,
     "lying_totals": lying_totals, "looping_position": looping_position, "endless_changelog": endless_changelog,
 }
