@@ -360,6 +360,10 @@ def describe_dry_run(result: DryRun) -> str:
         lines.append(f"  indicators: {_by_kind(result.indicators)}")
     lines.append(f"would withdraw {sum(result.withdrawn.values()):,} threats ({_by_kind(result.withdrawn)})")
     lines.append(f"would skip {report.skipped_expired:,} as expired, {report.skipped_invalid:,} as invalid")
+    rejected = Counter({f"{kind} {reason}": count for (kind, reason), count in report.rejected.items()})
+    lines.append(f"would leave out {sum(rejected.values()):,} values that are not indicators ({_by_kind(rejected)}) "
+                 f"and emit {sum(report.allowlisted.values()):,} allow-listed indicators nowhere "
+                 f"({_by_kind(report.allowlisted)})")
     lines.append(f"would store {_state(result.would_store)}")
     lines.append(f"{report.requests:,} requests in {report.finished - report.started:.1f} s")
     return "\n".join(lines)

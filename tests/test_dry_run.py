@@ -58,6 +58,13 @@ def test_the_dry_run_summary_names_counts_adapters_and_the_position(config, data
     assert f"would deliver {len(dataset.live_ids())} threats ({malware} malware, {phish} phish)" in result.stdout
     assert "to sqlite" in result.stdout
     assert "would store position " in result.stdout
+    real = phishme_intel.run(str(config))
+    rejected = sum(real.rejected.values())
+    wildcards = real.rejected["domain", "wildcard"]
+    assert rejected > wildcards > 0  # the simulator's messy values: *glued domains, <redacted> addresses...
+    assert f"would leave out {rejected} values that are not indicators (" in result.stdout
+    assert f"{wildcards} domain wildcard" in result.stdout
+    assert "and emit 0 allow-listed indicators nowhere (none)" in result.stdout
 
 
 def test_a_dry_run_does_not_open_the_adapters(tmp_path, simulator):
