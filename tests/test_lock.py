@@ -5,7 +5,6 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 from support import run_cli
@@ -33,12 +32,10 @@ def holder(config):
 
 def test_a_second_run_exits_75_at_once_and_does_nothing(config, simulator, holder):
     before = config.read_bytes()
-    started = time.monotonic()
 
-    result = run_cli(config)
+    result = run_cli(config)  # the holder never lets go: a run that waited for the lock would time out
 
     assert result.returncode == 75
-    assert time.monotonic() - started < 5
     assert simulator.requests == []
     assert config.read_bytes() == before
     assert not (config.parent / "phishme_intel.sqlite3").exists()
