@@ -11,6 +11,7 @@ from postgres import free_port
 from support import run_cli, sample_threats, write_config
 
 from phishme_intel import config as config_module
+from phishme_intel.adapters import postgresql
 from phishme_intel.adapters.postgresql import PostgresqlAdapter
 from phishme_intel.errors import AdapterError, ConfigError
 from phishme_intel.models import parse_threat
@@ -124,3 +125,16 @@ def test_the_cli_exits_74_without_advancing_when_the_server_is_down_or_refuses(t
     assert "adapter postgresql" in result.stderr
     assert password not in result.stderr + (config.parent / "phishme_intel.log").read_text()
     assert config.read_text() == before
+
+
+def test_a_commit_that_loaded_many_indicators_updates_the_planner_s_statistics(pg_store):
+    def analysed():
+        return pg_store.rows("SELECT last_analyze IS NOT NULL FROM pg_stat_user_tables WHERE relname = 'indicators'")
+
+    few = sample_threats(malware=3, phish=0)
+    deliver(pg_store.adapter(), few)
+    assert analysed() == [(False,)]
+    many = sample_threats(malware=700, phish=0, seed=5)
+    assert sum(len(t.indicators) for t in many) >= postgresql.ANALYZE_AFTER
+    deliver(pg_store.adapter(), many)
+    assert analysed() == [(True,)]

@@ -103,7 +103,9 @@ SELECT i.kind, i.value, i.impact, i.role, i.malware_family, t.threat_type, t.thr
        t.first_published, t.last_published{detail}
 FROM indicators AS i JOIN threats AS t ON t.threat_type = i.threat_type AND t.threat_id = i.threat_id
 """
-_HISTORY = """
+#: The queries a lookup runs (``{values}``: one ``?`` per value); both read the ``(value, kind)`` indexes.
+FIND = _LISTING.format(detail=", json_extract(t.json, '$.threatDetailURL')") + " WHERE i.value IN ({values})"
+HISTORY = """
 SELECT kind, value, threat_type, threat_id, first_seen, last_seen, withdrawn_at
 FROM indicator_history WHERE value IN ({values})
 """
@@ -293,15 +295,14 @@ class SqliteReader(StoreReader):
     def find(self, wanted: Collection[tuple[str, str]]) -> list[Listing]:
         found = []
         for values in chunks(wanted):
-            query = _LISTING.format(detail=", json_extract(t.json, '$.threatDetailURL')")
-            query += f" WHERE i.value IN ({', '.join('?' * len(values))})"
+            query = FIND.format(values=", ".join("?" * len(values)))
             found += [Listing(*row) for row in self._query(query, values) if (row[0], row[1]) in wanted]
         return found
 
     def history(self, wanted: Collection[tuple[str, str]]) -> list[Sighting]:
         found = []
         for values in chunks(wanted):
-            query = _HISTORY.format(values=", ".join("?" * len(values)))
+            query = HISTORY.format(values=", ".join("?" * len(values)))
             found += [Sighting(*row) for row in self._query(query, values) if (row[0], row[1]) in wanted]
         return found
 
