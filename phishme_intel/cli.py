@@ -16,7 +16,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
-from . import commands
+from . import commands, lookup
 from .config import understood
 from .errors import Error, Interrupted, LockHeld
 from .logs import shown
@@ -28,6 +28,7 @@ from .version import __version__
 
 ROOT_REFUSED = 77
 USAGE = 2
+NOT_FOUND = 1
 T = TypeVar("T")
 
 
@@ -56,6 +57,16 @@ def parser() -> argparse.ArgumentParser:
     cli.add_argument("-v", "--verbose", action="store_true", help="also write the log to stderr")
     cli.add_argument("--allow-root", action="store_true", help="run even as root (not recommended)")
     cli.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    subcommands = cli.add_subparsers(dest="command", metavar="lookup")
+    finder = subcommands.add_parser(
+        "lookup", help="look indicators up in the store; exit 0 when any matched, 1 when none did",
+        description="Look indicators up in the store the config names: exit 0 when any matched, 1 when none did.",
+    )
+    finder.add_argument("values", nargs="+", metavar="VALUE",
+                        help="a value to look up; - reads one per line from stdin")
+    finder.add_argument("--json", action="store_true", help="print JSON Lines, one record per match")
+    finder.add_argument("--history", action="store_true",
+                        help="also show when the store listed each value, from which threat, and when it was withdrawn")
     return cli
 
 
@@ -69,7 +80,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         cli.error("--every runs the sync as a service; it does not go with --check, --status, --dry-run or --reset")
     if args.listen is not None and args.every is None:
         cli.error("--listen goes with --every")
-    if os.geteuid() == 0 and not (args.allow_root or args.status):
+    if args.command == "lookup" and (args.check or args.status or args.dry_run or args.reset or args.every):
+        cli.error("lookup goes without --check, --status, --dry-run, --reset and --every")
+    if os.geteuid() == 0 and not (args.allow_root or args.status or args.command == "lookup"):
         print(
             "phishme-intel: refusing to run as root; run it as an unprivileged user that owns "
             "config.ini, or pass --allow-root",
@@ -85,6 +98,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _dry_run(args)
         if args.reset:
             return _reset(args)
+        if args.command == "lookup":
+            return _lookup(args)
         if args.every is not None:
             return Service(args.config, args.every, listen=args.listen, verbose=args.verbose).serve()
         return _run(args)
@@ -116,6 +131,15 @@ def _run(args: argparse.Namespace) -> int:
             f"{report.skipped_expired + report.skipped_invalid} skipped in {report.finished - report.started:.1f} s"
         )
     return 0
+
+
+def _lookup(args: argparse.Namespace) -> int:
+    values = [line.strip() for line in sys.stdin if line.strip()] if args.values == ["-"] else args.values
+    answers = lookup.lookup(args.config, values, history=args.history)
+    for answer in answers:
+        for line in lookup.json_lines(answer) if args.json else [lookup.describe(answer)]:
+            print(line)
+    return 0 if any(answer.found for answer in answers) else NOT_FOUND
 
 
 def _check(args: argparse.Namespace) -> int:
