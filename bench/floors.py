@@ -22,7 +22,7 @@ from pathlib import Path
 import requests
 
 from phishme_intel.adapters.sqlite import SqliteAdapter
-from phishme_intel.jsontext import decode_keeping
+from phishme_intel.client.jsontext import decode_keeping
 from phishme_intel.models import parse_threat
 from phishme_intel.sync.backfill import windows
 from phishme_intel.sync.engine import Engine

@@ -28,32 +28,40 @@ The rooms, and what each may import (always downward in this list):
 ``service``
     ``--every``: ``commands.run`` once per slot until a signal, serving ``monitoring.http``.
     Imports ``commands`` and anything below.
-``commands``
-    run, check, status, dry_run, reset: one whole job each. Imports anything below.
+``commands``, ``lookup``
+    run, check, status, dry_run, reset: one whole job each, an unexpected failure's
+    traceback kept in the log; ``lookup``: an analyst's values against the store. Import
+    anything below.
 ``config/``
-    reading and validating config.ini (``vendor4x``: the 4.x layout). Imports ``adapters``
-    (to list and validate them), ``options``, ``state``, ``files``, ``errors``.
+    reading and validating config.ini: ``sources`` (where a secret comes from),
+    ``indicators`` (``[indicators]``), ``understood`` (what ``--check`` says), ``vendor4x``
+    (the 4.x layout). Imports ``adapters`` (to list and validate them), ``models``,
+    ``options``, ``state``, ``files``, ``errors``.
 ``schedule``, ``lock``, ``logs``
     when a run starts, one run at a time, where its log goes.
 ``sync/``
     the engine: ``engine`` (one run's parts and commit), ``backfill``, ``updates``,
     ``pipeline`` (concurrent fetches, in-order delivery), ``fanout`` (the adapters as one).
     Imports ``client``, ``models``, ``state``, ``adapters.base``; never a concrete adapter.
-``client``, ``jsontext``
-    the API over HTTP; decoding that keeps each threat's JSON text. Imports ``models``,
-    ``retry``.
-``models``
-    threats and indicators, parsed and checked. Imports ``errors``.
+``client/``
+    the API over HTTP, bounded in time and size; ``jsontext`` (decoding that keeps each
+    threat's JSON text), ``tls`` (what a TLS failure was). Imports ``models``, ``retry``.
+``models/``
+    threats, changelog entries and indicators, parsed and checked: ``limits`` (values every
+    adapter can write), ``indicators`` (the indicator gate: one canonical form per kind),
+    ``allowlist``. Imports ``errors``.
 ``adapters/``
-    ``base`` (the interface and its vocabulary), one file per product named as its config
-    section, helpers private to adapters with a leading underscore (``_cef``, ``_syslog``).
+    ``base`` (the interface and its vocabulary), ``store`` (what blocklists and lookup read
+    of a store), one file per product named as its config section, helpers private to
+    adapters with a leading underscore (``_cef``, ``_syslog``, ``_stix``, ``_taxii``...).
     Imports ``models``, ``options``, ``files``, ``retry``, ``errors``.
 ``monitoring/``
     ``status_file``, ``metrics``, ``health`` (``--status``), ``progress``, ``timefmt``,
     ``http`` (/healthz and /metrics for the service). Imports ``state``, ``files``; never the engine.
-``state``, ``options``, ``files``, ``retry``, ``errors``, ``version``
+``state``, ``options``, ``files``, ``retry``, ``interrupts``, ``errors``, ``version``
     the floor: the sync state and report and where they are kept, typed config values,
-    atomic file writing, back-off, ``Retry-After`` and pacing, the error types.
+    file writing (atomic, never through a link), back-off, ``Retry-After`` and pacing, stop
+    requests from SIGINT/SIGTERM, the error types.
 ``simulator/``, ``demo``
     the bundled API simulator and ``python -m phishme_intel.demo``; nothing imports them.
 """

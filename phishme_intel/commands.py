@@ -4,7 +4,10 @@
 :func:`check` validates the config and tests the connection; :func:`status` judges the
 status file; :func:`dry_run` fetches and transforms with nothing written; :func:`reset`
 forgets the stored position (:func:`plan_reset` says what it would do). All raise the
-:class:`~phishme_intel.errors.Error` family and print nothing.
+:class:`~phishme_intel.errors.Error` family and print nothing. Any other exception (a bug, a
+plug-in that crashes) has its traceback written to the config's log file, secrets masked,
+and becomes :class:`~phishme_intel.errors.Unexpected` (exit 1), whose message says where the
+traceback is (:func:`reported`).
 
 ``--dry-run`` runs the engine unchanged, handed substitutes for the parts that write: a
 :class:`Preview` destination in place of the adapters (they are not even opened, so no
@@ -21,17 +24,19 @@ following updates feed brings everything after it), ``init_date`` left as it is.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
+from typing import ParamSpec, TypeVar
 
 from . import interrupts, schedule
 from .adapters.base import Adapter
 from .client import ApiClient
-from .config import Config, load
+from .config import Config, load, log_target
 from .config.indicators import gate as indicator_gate
 from .config.understood import require_writable_folder, utc
 from .errors import CheckpointError, ConfigError, Error, Interrupted, Unexpected
@@ -43,10 +48,47 @@ from .monitoring.health import UNKNOWN, Health, judge
 from .monitoring.status_file import INTERRUPTED, RunRecord, StatusFileError
 from .state import ConfigCheckpoint, Report, SyncState
 from .sync import synchronize
-from .unexpected import reported
 
 log = logging.getLogger("phishme_intel")
 ProgressHook = Callable[[Report], None]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def reported(command: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Every unexpected exception of ``command`` becomes Unexpected, its traceback in the log file.
+
+    The wrapped function's first argument is the config path. An Error passes as it is.
+    """
+    def wrap(function: Callable[P, R]) -> Callable[P, R]:
+        @functools.wraps(function)
+        def call(*args: P.args, **kwargs: P.kwargs) -> R:
+            try:
+                return function(*args, **kwargs)
+            except Error:
+                raise
+            except Exception as exc:
+                config_path = kwargs.get("config_path", args[0] if args else "")
+                raise unexpected(command, str(config_path), exc) from None
+
+        return call
+
+    return wrap
+
+
+def unexpected(command: str, config_path: str, exc: Exception) -> Unexpected:
+    """Write ``exc``'s traceback to the config's log file (if it has one); the error that says where."""
+    log_file, secrets = log_target(config_path)
+    where = "no log file could be found in the config to keep its traceback"
+    if log_file is not None:
+        try:
+            with logging_to(log_file, "error", secrets):
+                log.error("%s failed: unexpected error", command, exc_info=exc)
+            where = f"the traceback is in {log_file}"
+        except OSError as error:
+            where = f"its traceback could not be written to {log_file} ({error.strerror or error})"
+    return Unexpected(redact(f"{command}: unexpected {type(exc).__name__}; {where}", secrets))
 
 
 @reported("run")

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from support import run_cli
 
-from phishme_intel.jsontext import decode_keeping
+from phishme_intel.client.jsontext import decode_keeping
 
 PATH = ("data", "threats")
 values = st.recursive(

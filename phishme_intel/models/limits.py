@@ -12,7 +12,7 @@ id) when any of these does not hold, so no adapter ever sees a value it cannot r
   about 6), so no encoder or walker ever meets Python's recursion limit.
 
 Nesting is measured on the JSON text of a whole answer while it is decoded
-(:mod:`phishme_intel.jsontext`), where it costs little; a threat found too deep, or one the
+(:mod:`phishme_intel.client.jsontext`), where it costs little; a threat found too deep, or one the
 decoder cannot take (a number with more than 4,300 digits, nesting past the interpreter's
 limit) arrives at :func:`parse_threat` as an :class:`Unreadable` in its place.
 """

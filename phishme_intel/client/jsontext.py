@@ -14,7 +14,7 @@ import json
 import re
 from typing import Any
 
-from .models.limits import MAX_DEPTH, Unreadable
+from ..models.limits import MAX_DEPTH, Unreadable
 
 _DECODER = json.JSONDecoder()
 _SPACE = re.compile(r"[ \t\n\r]*")

@@ -29,14 +29,14 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import requests
 import urllib3
 
-from .config import ApiSettings, ProxySettings
-from .errors import ApiResponseError, ApiUnavailable, AuthError, UnknownPosition
+from ..config import ApiSettings, ProxySettings
+from ..errors import ApiResponseError, ApiUnavailable, AuthError, UnknownPosition
+from ..logs import redact, shown
+from ..models import ThreatRef
+from ..retry import Retrier, Throttle, TryAgain, retry_after
+from ..version import __version__
 from .jsontext import decode_keeping, nesting
-from .logs import redact, shown
-from .models import ThreatRef
-from .retry import Retrier, Throttle, TryAgain, retry_after
 from .tls import not_found, tls_problem
-from .version import __version__
 
 log = logging.getLogger(__name__)
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
