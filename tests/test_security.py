@@ -47,6 +47,7 @@ PROXY_USER = "proxy-user"
 PROXY_PASSWORD = "pr0xy:P@ss/w%rd&"  # every character that URL-encoding changes
 TOKEN = "hec-T0ken-5ecret-0000"
 PG_PASSWORD = "pg-Pa55word-5ecret-0000"
+TAXII_USER, TAXII_PASSWORD = "taxii-sync", "taxii:P@ss/w%rd&"
 
 
 def forms(user: str, secret: str) -> list[str]:
@@ -54,7 +55,9 @@ def forms(user: str, secret: str) -> list[str]:
     return [secret, quote(secret, safe=""), base64.b64encode(f"{user}:{secret}".encode()).decode()]
 
 
-SECRETS = [*forms(USER, PASSWORD), *forms(PROXY_USER, PROXY_PASSWORD), TOKEN, PG_PASSWORD]
+SECRETS = [
+    *forms(USER, PASSWORD), *forms(PROXY_USER, PROXY_PASSWORD), TOKEN, PG_PASSWORD, *forms(TAXII_USER, TAXII_PASSWORD),
+]
 
 
 def assert_no_secret(*texts: str) -> None:
@@ -270,10 +273,31 @@ def test_a_postgresql_password_the_server_refuses_stays_secret(tmp_path, simulat
     )
 
 
+def test_a_taxii_password_echoed_by_its_server_stays_secret(tmp_path, simulator, echo):
+    config = write_config(
+        tmp_path, simulator.url, local_log={"log_level": "debug"},
+        integration_stix2={"use": "True", "folder": str(tmp_path / "stix2"), "taxii_url": echo,
+                           "taxii_collection": "intel", "taxii_user": TAXII_USER, "taxii_password": TAXII_PASSWORD,
+                           "taxii_max_retries": "0"},
+    )
+
+    result = run_cli(config, "-v")
+    failure = _raised(config)
+    checked = run_cli(config, "--check", "-v")
+
+    assert result.returncode == 74, result.stderr
+    assert "adapter stix2" in result.stderr
+    assert checked.returncode == 0, checked.stderr
+    assert_no_secret(
+        everything_written(tmp_path), result.stdout, result.stderr, checked.stdout, checked.stderr,
+        str(failure), "".join(traceback.format_exception(failure)),
+    )
+
+
 def test_the_adapters_that_hold_a_secret_are_the_ones_tested_here():
     holding = {name for name in adapters.available() if any(o.parse is secret for o in adapters.load(name).options)}
 
-    assert holding == {"splunk_hec", "postgresql"}, "give every adapter with a token a test like those above"
+    assert holding == {"splunk_hec", "postgresql", "stix2"}, "give every adapter with a token a test like those above"
 
 
 # -- TLS --
