@@ -56,33 +56,72 @@ def write_atomic(target: str, data: bytes, follow_link: bool = False) -> None:
 
 def write_atomic_chunks(target: str, chunks: Iterable[bytes], follow_link: bool = False) -> None:
     """:func:`write_atomic` of the concatenated ``chunks``, written as they come (never all in memory)."""
-    if follow_link:
-        target = os.path.realpath(target)
-    else:
-        refuse_link(target)
-        target = os.path.abspath(target)
-    folder = os.path.dirname(target)
-    try:
-        replaced: os.stat_result | None = os.stat(target)
-    except FileNotFoundError:
-        replaced = None
-    mode = replaced.st_mode & 0o7777 if replaced else _ANYONE & ~_umask()
-    fd, temporary = tempfile.mkstemp(dir=folder, prefix=_prefix(target), suffix=_SUFFIX)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            for chunk in chunks:
-                handle.write(chunk)
-            handle.flush()
-            if replaced and os.geteuid() == 0:
-                os.fchown(handle.fileno(), replaced.st_uid, replaced.st_gid)
-            os.fchmod(handle.fileno(), mode)
-            os.fsync(handle.fileno())
-        os.replace(temporary, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-        raise
-    fsync_folder(folder)
+    with Replacement(target, follow_link) as replacement:
+        for chunk in chunks:
+            replacement.write(chunk)
+        replacement.finish()
+
+
+class Replacement:
+    """The new content of ``target``, written as it comes to a temporary file beside it (:func:`write_atomic`).
+
+    Used as a context manager: :meth:`finish` replaces ``target``; leaving the block without
+    it (an error) removes the temporary file and leaves ``target`` as it was.
+    """
+
+    def __init__(self, target: str, follow_link: bool = False) -> None:
+        if follow_link:
+            target = os.path.realpath(target)
+        else:
+            refuse_link(target)
+            target = os.path.abspath(target)
+        self.target = target
+        try:
+            self._replaced: os.stat_result | None = os.stat(target)
+        except FileNotFoundError:
+            self._replaced = None
+        fd, self._temporary = tempfile.mkstemp(dir=os.path.dirname(target), prefix=_prefix(target), suffix=_SUFFIX)
+        self._handle = os.fdopen(fd, "wb")
+        self._finished = False
+
+    def __enter__(self) -> Replacement:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        if not self._finished:
+            self._handle.close()
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self._temporary)
+
+    def write(self, data: bytes) -> None:
+        self._handle.write(data)
+
+    def finish(self, keep_same: bool = False) -> bool:
+        """Replace ``target`` durably; with ``keep_same``, not when it holds these bytes already. True if replaced."""
+        replaced, handle = self._replaced, self._handle
+        handle.flush()
+        if keep_same and replaced and _same_content(self._temporary, self.target, replaced.st_size):
+            return False  # __exit__ removes the temporary file
+        if replaced and os.geteuid() == 0:
+            os.fchown(handle.fileno(), replaced.st_uid, replaced.st_gid)
+        os.fchmod(handle.fileno(), replaced.st_mode & 0o7777 if replaced else _ANYONE & ~_umask())
+        os.fsync(handle.fileno())
+        handle.close()
+        os.replace(self._temporary, self.target)
+        self._finished = True
+        fsync_folder(os.path.dirname(self.target))
+        return True
+
+
+def _same_content(written: str, target: str, size: int) -> bool:
+    """Whether the file ``written`` holds the bytes of ``target`` (of ``size`` bytes), compared chunk by chunk."""
+    if os.path.getsize(written) != size:
+        return False
+    with open(written, "rb") as new, open(target, "rb") as old:
+        while chunk := new.read(_CHUNK):
+            if old.read(_CHUNK) != chunk:
+                return False
+    return True
 
 
 def remove_leftovers(target: str) -> tuple[list[str], list[str]]:
