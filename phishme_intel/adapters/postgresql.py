@@ -274,6 +274,7 @@ class PostgresqlReader(StoreReader):
         self.where = adapter.where
         self._adapter = adapter
         self._db = adapter.connect(autocommit=True)
+        self._cursors = 0
         found = self._query("SELECT to_regclass('indicator_history') IS NOT NULL", ())
         if not (found and found[0][0]):
             self.close()
@@ -287,9 +288,17 @@ class PostgresqlReader(StoreReader):
             raise self._adapter.failure("cannot read", exc) from None
 
     def listed(self, kinds: Sequence[str], since: int) -> Iterator[Listing]:
-        query = _LISTING.format(detail="") + " WHERE t.last_published >= %s AND i.kind = ANY(%s)"
-        for row in self._query(query, (_instant(since), list(kinds))):
-            yield Listing(*row)
+        query = (_LISTING.format(detail="") + " WHERE t.last_published >= %s AND i.kind = ANY(%s)"
+                 ' ORDER BY i.kind, i.value COLLATE "C"')
+        self._cursors += 1
+        try:
+            with self._db.transaction(), self._db.cursor(name=f"listed_{self._cursors}") as cursor:
+                cursor.itersize = 1000  # rows per FETCH
+                cursor.execute(query, (_instant(since), list(kinds)))
+                for row in cursor:
+                    yield Listing(*row)
+        except psycopg.Error as exc:
+            raise self._adapter.failure("cannot read", exc) from None
 
     def find(self, wanted: Collection[tuple[str, str]]) -> list[Listing]:
         found = []

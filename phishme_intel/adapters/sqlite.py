@@ -288,7 +288,8 @@ class SqliteReader(StoreReader):
 
     def listed(self, kinds: Sequence[str], since: int) -> Iterator[Listing]:
         wanted = ", ".join("?" * len(kinds))
-        query = _LISTING.format(detail="") + f" WHERE t.last_published >= ? AND i.kind IN ({wanted})"
+        query = (_LISTING.format(detail="") + f" WHERE t.last_published >= ? AND i.kind IN ({wanted})"
+                 " ORDER BY i.kind, i.value")
         for row in self._query(query, (since, *kinds)):
             yield Listing(*row)
 

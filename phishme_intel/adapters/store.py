@@ -72,7 +72,10 @@ class StoreReader(ABC):
 
     @abstractmethod
     def listed(self, kinds: Sequence[str], since: int) -> Iterator[Listing]:
-        """Every indicator of ``kinds`` whose threat was last published at or after ``since`` (ms)."""
+        """Every indicator of ``kinds`` whose threat was last published at or after ``since`` (ms).
+
+        In the order of ``(kind, value)`` (by code point), read as they come (never all in memory).
+        """
 
     @abstractmethod
     def find(self, wanted: Collection[tuple[str, str]]) -> list[Listing]:
