@@ -183,6 +183,23 @@ def test_values_an_earlier_release_stored_that_are_not_indicators_are_left_out_w
     assert "left out of the domain list, not an indicator (wildcard): '*docs.example.net'" in caplog.text
 
 
+def test_values_the_gate_canonicalises_out_of_the_stores_order_are_listed_sorted_once(tmp_path):
+    sync(tmp_path, [malware(1, [("Domain Name", "c.example", "Minor"), ("Domain Name", "zz.example", "Major")])],
+         kinds="domain", csv="True", min_impact="minor")
+    with sqlite3.connect(tmp_path / "phishme_intel.sqlite3") as db:  # as a release before the gate stored them
+        db.executemany("INSERT INTO indicators VALUES ('malware', 1, 'domain', ?, ?, 'C2', NULL)", [
+            ("Upper.Example", "Major"), ("c.example.", "Major"), ("\u00e4.example", "Major"),
+        ])
+    db.close()
+
+    found = sync(tmp_path, kinds="domain", csv="True", min_impact="minor")
+
+    assert found["domain"] == ["c.example", "upper.example", "xn--4ca.example", "zz.example"]
+    with open(tmp_path / "lists" / "domain.csv", newline="") as handle:
+        assert [(row["value"], row["impact"]) for row in csv.DictReader(handle)] == [
+            ("c.example", "Major"), ("upper.example", "Major"), ("xn--4ca.example", "Major"), ("zz.example", "Major")]
+
+
 def test_csv_cells_a_spreadsheet_would_run_are_neutralised(tmp_path):
     threat = malware(1, [("Domain Name", "a.example", "Major")], label="=HYPERLINK(\"http://x\",\"y\")")
     sync(tmp_path, [parse_threat({**threat.raw, "blockSet": [
@@ -235,7 +252,7 @@ def test_a_list_whose_path_is_taken_by_a_folder_is_a_clear_error(tmp_path):
     (tmp_path / "lists" / "domain.txt").unlink()
     os.mkdir(tmp_path / "lists" / "domain.txt")
 
-    with pytest.raises(AdapterError, match=f"adapter blocklists: cannot read {tmp_path / 'lists' / 'domain.txt'}"):
+    with pytest.raises(AdapterError, match=f"adapter blocklists: cannot write {tmp_path / 'lists' / 'domain.txt'}"):
         sync(tmp_path, [malware(2, [("Domain Name", "b.example", "Major")])])
 
 

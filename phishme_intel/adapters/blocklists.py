@@ -15,6 +15,9 @@ a changed ``min_impact`` or the ``max_age_days`` cut-off takes effect even on a 
 nothing new). A withdrawn threat's indicators therefore leave the lists at the commit
 that withdraws it, unless another live threat also lists them. Every file is replaced
 atomically, and only when its content changed, so a poller's If-Modified-Since works.
+A rebuild reads the store once, in (kind, value) order, and writes each list as its rows
+come, so its memory does not grow with the store; only the domain and IPv4 values the
+other formats are built from are held, and every URL when ``strip_url_scheme`` reorders them.
 
 Indicators without an impact (kit e-mail addresses, hashes of executables without a
 severity) are listed only when ``min_impact = none``. Every value read from the store passes
@@ -26,24 +29,28 @@ never listed. CSV cells that a spreadsheet would run as a formula (starting with
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
+import heapq
 import io
+import itertools
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from operator import attrgetter
+from typing import Any, TypeVar
 
 from ..errors import AdapterError
-from ..files import folder_problem, make_folder, reason, write_atomic
+from ..files import Replacement, folder_problem, make_folder, reason
 from ..models import IMPACTS, INDICATOR_KINDS, Threat, ThreatRef
 from ..models.indicators import verdict
 from ..models.limits import is_time
 from ..options import Option, boolean, choice, integer, path
 from . import _blocklist_formats
 from .base import Adapter
-from .store import StoreReader
+from .store import Listing, StoreReader
 
 DEFAULT_KINDS = ("url", "domain", "ipv4", "email", "md5", "sha256")
 LISTED_KINDS = tuple(kind for kind in INDICATOR_KINDS if kind != "subject")
@@ -53,6 +60,8 @@ CSV_COLUMNS = (
     "value", "impact", "role", "malware_family", "threat_type", "threat_id", "threat_label",
     "last_published",
 )
+_CHUNK = 65536
+_T = TypeVar("_T")
 _RANK = {impact: len(IMPACTS) - position for position, impact in enumerate(IMPACTS)}  # Major 4 .. None 1
 
 
@@ -147,42 +156,119 @@ class BlocklistsAdapter(Adapter):
             self._changed = False
 
     def rebuild(self) -> None:
-        """Write every list from what the store holds now."""
-        lists = self._read_store()
-        for kind in self.kinds if "plain" in self.formats else ():
-            entries = sorted(lists.get(kind, {}).values(), key=lambda entry: entry.value)
-            self._write(f"{kind}.txt", "".join(f"{entry.value}\n" for entry in entries).encode())
-            if self.csv:
-                self._write(f"{kind}.csv", _csv(entries))
-            self.log.debug("%s: %d entries", kind, len(entries))
-        domains, addresses = sorted(lists.get("domain", {})), sorted(lists.get("ipv4", {}))
-        for fmt in self.formats:
-            if fmt != "plain":
-                for name, data in _blocklist_formats.files(fmt, domains, addresses, self._current).items():
-                    self._write(name, data)
+        """Write every list from what the store holds now, one entry at a time (never the whole store in memory).
 
-    def _read_store(self) -> dict[str, dict[str, Entry]]:
-        """The entries of each wanted kind that pass the impact and age filters, by value."""
+        Each kind is read once: its list, its CSV and, for the other formats, its values.
+        """
         if self._store is None:
             raise AdapterError(self.name, "opened without the store it is built from")
+        unrenderable: set[str] = set()
+        others = [fmt for fmt in self.formats if fmt != "plain"]
+        values: dict[str, list[str]] = {}
         since = int((time.time() - self.max_age_days * 86400) * 1000) if self.max_age_days else 0
         wanted = self._wanted_kinds()
-        lists: dict[str, dict[str, Entry]] = {kind: {} for kind in wanted}
-        unrenderable: set[str] = set()
-        for row in self._store.listed(wanted, since):
-            entry = Entry(row.value, row.impact, row.role, row.malware_family, row.threat_type, row.threat_id,
-                          row.threat_label, row.last_published)
-            if is_time(entry.last_published):
-                self._add(lists, row.kind, entry)
-            else:
-                unrenderable.add(ThreatRef(entry.threat_type, entry.threat_id).api_id)
+        for kind, rows in itertools.groupby(self._store.listed(wanted, since), key=attrgetter("kind")):
+            values[kind] = self._list_kind(kind, rows, since, unrenderable)
+        for kind in wanted:
+            if kind not in values:
+                values[kind] = self._list_kind(kind, iter(()), since, unrenderable)
+        for fmt in others:
+            found = _blocklist_formats.files(fmt, values.get("domain", []), values.get("ipv4", []), self._current)
+            for name, data in found.items():
+                with _Output(self, name, keep_same=True) as output:
+                    output.add(data)
+                    output.finish()
         if unrenderable:
             self.log.warning(
                 "left out the indicators of %d threats whose last_published is not a time from 1970 to 9999 "
                 "(stored by an older release; the next delivery of each replaces it): %s",
                 len(unrenderable), ", ".join(sorted(unrenderable)[:20]),
             )
-        return lists
+
+    def _list_kind(self, kind: str, rows: Iterator[Listing], since: int, unrenderable: set[str]) -> list[str]:
+        """Write the files of ``kind`` from its ``rows``; its values when the other formats need them.
+
+        A value the gate or ``strip_url_scheme`` changed into one sorting before what was
+        already written cannot be streamed (:class:`_OutOfOrder`): the kind is then read
+        again and its entries gathered in memory first.
+        """
+        names = []
+        if "plain" in self.formats and kind in self.kinds:
+            names = [f"{kind}.txt", *([f"{kind}.csv"] if self.csv else [])]
+        keep = kind in ("domain", "ipv4") and any(fmt != "plain" for fmt in self.formats)
+        try:
+            return self._write_kind(kind, rows, names, keep, unrenderable, streamed=True)
+        except _OutOfOrder:
+            assert self._store is not None
+            again = self._store.listed((kind,), since)
+            return self._write_kind(kind, again, names, keep, unrenderable, streamed=False)
+
+    def _write_kind(self, kind: str, rows: Iterator[Listing], names: Sequence[str], keep: bool,
+                    unrenderable: set[str], streamed: bool) -> list[str]:
+        """Write the files ``names`` (``.txt``, ``.csv``) of ``kind`` as its entries come; its values when ``keep``."""
+        kept: list[str] = []
+        with contextlib.ExitStack() as stack:
+            outputs = [stack.enter_context(_Output(self, name, keep_same=True)) for name in names]
+            if len(outputs) > 1:
+                outputs[1].add_row(CSV_COLUMNS)
+            count = 0
+            for entry in self._entries(kind, rows, unrenderable, streamed):
+                count += 1
+                if outputs:
+                    outputs[0].add_line(f"{entry.value}\n")
+                if len(outputs) > 1:
+                    outputs[1].add_row(_csv_cells(entry))
+                if keep:
+                    kept.append(entry.value)
+            for output in outputs:
+                output.finish()
+        self.log.debug("%s: %d entries", kind, count)
+        return kept
+
+    def _entries(self, kind: str, rows: Iterator[Listing], unrenderable: set[str],
+                 streamed: bool) -> Iterator[Entry]:
+        """The entries of ``kind`` passing the filters, sorted by value, one per value (the strongest).
+
+        ``streamed``: merged as the store's rows come in value order; values the gate or
+        ``strip_url_scheme`` changed wait in a heap until the stream reaches them, and one
+        sorting before the last value given raises :class:`_OutOfOrder`. Otherwise every
+        entry is gathered by value first.
+        """
+        admitted = self._admitted(kind, rows, unrenderable)
+        if not streamed:
+            best: dict[str, Entry] = {}
+            for _stored, entry in admitted:
+                known = best.get(entry.value)
+                best[entry.value] = entry if known is None else max(known, entry, key=Entry.precedence)
+            yield from sorted(best.values(), key=lambda entry: entry.value)
+            return
+        merged = _Merged()
+        later: list[tuple[str, int, Entry]] = []
+        for count, (stored, entry) in enumerate(admitted):
+            if entry.value == stored:
+                while later and later[0][0] <= entry.value:
+                    yield from merged.take(heapq.heappop(later)[2])
+                yield from merged.take(entry)
+            elif merged.last is not None and entry.value <= merged.last.value:
+                yield from merged.take(entry)
+            else:
+                heapq.heappush(later, (entry.value, count, entry))
+        while later:
+            yield from merged.take(heapq.heappop(later)[2])
+        yield from merged.flush()
+
+    def _admitted(self, kind: str, rows: Iterator[Listing], unrenderable: set[str]) -> Iterator[tuple[str, Entry]]:
+        """(stored value, entry) of each of the ``rows`` of ``kind`` passing the impact, gate and allow-list filters.
+
+        The entry's value is the gate's canonical value, without the scheme when ``strip_url_scheme``.
+        """
+        for row in rows:
+            entry = Entry(row.value, row.impact, row.role, row.malware_family, row.threat_type, row.threat_id,
+                          row.threat_label, row.last_published)
+            if not is_time(entry.last_published):
+                unrenderable.add(ThreatRef(entry.threat_type, entry.threat_id).api_id)
+            elif (admitted := self._admit(kind, entry)) is not None:
+                yield row.value, admitted
 
     def _wanted_kinds(self) -> tuple[str, ...]:
         """The kinds the plain lists and the other formats are built from."""
@@ -203,44 +289,104 @@ class BlocklistsAdapter(Adapter):
         except OSError as exc:
             raise AdapterError(self.name, f"cannot read {os.path.join(self.folder, name)}: {reason(exc)}") from None
 
-    def _add(self, lists: dict[str, dict[str, Entry]], kind: str, entry: Entry) -> None:
-        entries = lists.get(kind)
-        if entries is None or _RANK.get(entry.impact or "", 0) < self.min_rank:
-            return
+    def _admit(self, kind: str, entry: Entry) -> Entry | None:
+        """``entry`` with its listed value, or None when it is left out."""
+        if _RANK.get(entry.impact or "", 0) < self.min_rank:
+            return None
         value, reason = verdict(kind, entry.value, keep_private_ips=self.gate.keep_private_ips)
         if value is None:
             self.log.debug("left out of the %s list, not an indicator (%s): %r", kind, reason, entry.value)
-            return
+            return None
         if self.gate.allowlist and self.gate.allowlist.covers(kind, value):
-            return
+            return None
         if kind == "url" and self.strip_url_scheme:
             value = value.split("://", 1)[-1]
-        if value != entry.value:
-            entry = replace(entry, value=value)
-        known = entries.get(entry.value)
-        entries[entry.value] = entry if known is None else max(known, entry, key=Entry.precedence)
+        return entry if value == entry.value else replace(entry, value=value)
 
-    def _write(self, name: str, data: bytes) -> None:
-        target = os.path.join(self.folder, name)
-        if self._current(name) == data:
-            return
+class _OutOfOrder(Exception):
+    """A value changed by the gate or ``strip_url_scheme`` sorts before a value already streamed."""
+
+
+class _Output:
+    """A file of the folder being written, in chunks of about 64 KiB; errors are the adapter's, naming the file."""
+
+    def __init__(self, adapter: BlocklistsAdapter, name: str, keep_same: bool) -> None:
+        self._adapter = adapter
+        self.target = os.path.join(adapter.folder, name)
+        self._keep_same = keep_same
+        self._text = io.StringIO()
+        self._csv = csv.writer(self._text, lineterminator="\n")
+        self._replacement = self._guarded(Replacement, self.target)
+
+    def __enter__(self) -> _Output:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._replacement.__exit__(*exc)
+
+    def add(self, data: bytes) -> None:
+        self._guarded(self._replacement.write, data)
+
+    def add_line(self, line: str) -> None:
+        self._text.write(line)
+        if self._text.tell() >= _CHUNK:
+            self._flush()
+
+    def add_row(self, cells: Sequence[str]) -> None:
+        """One CSV line of ``cells``."""
+        self._csv.writerow(cells)
+        if self._text.tell() >= _CHUNK:
+            self._flush()
+
+    def finish(self) -> bool:
+        """Replace the file, unless it holds these bytes already; True when it was replaced."""
+        self._flush()
+        return self._guarded(self._replacement.finish, self._keep_same)
+
+    def _flush(self) -> None:
+        if self._text.tell():
+            self.add(self._text.getvalue().encode())
+            self._text.seek(0)
+            self._text.truncate()
+
+    def _guarded(self, call: Callable[..., _T], *args: Any) -> _T:
         try:
-            write_atomic(target, data)
+            return call(*args)
         except OSError as exc:
-            raise AdapterError(self.name, f"cannot write {target}: {reason(exc)}") from None
+            raise AdapterError(self._adapter.name, f"cannot write {self.target}: {reason(exc)}") from None
 
 
-def _csv(entries: Sequence[Entry]) -> bytes:
-    text = io.StringIO()
-    writer = csv.writer(text, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
-    for entry in entries:
-        published = dt.datetime.fromtimestamp(entry.last_published / 1000, dt.timezone.utc)
-        writer.writerow([neutralised(cell) for cell in (
-            entry.value, entry.impact or "", entry.role or "", entry.malware_family or "", entry.threat_type,
-            str(entry.threat_id), entry.threat_label or "", published.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        )])
-    return text.getvalue().encode()
+class _Merged:
+    """The strongest entry of each value, from entries given in value order (equal values in a row)."""
+
+    def __init__(self) -> None:
+        self.last: Entry | None = None
+
+    def take(self, entry: Entry) -> Iterator[Entry]:
+        """Yield the entry of the previous value once ``entry`` starts a new one."""
+        last = self.last
+        if last is None or entry.value > last.value:
+            if last is not None:
+                yield last
+            self.last = entry
+        elif entry.value == last.value:
+            self.last = max(last, entry, key=Entry.precedence)
+        else:
+            raise _OutOfOrder(entry.value)
+
+    def flush(self) -> Iterator[Entry]:
+        """Yield the last value's entry."""
+        if self.last is not None:
+            yield self.last
+            self.last = None
+
+
+def _csv_cells(entry: Entry) -> list[str]:
+    published = dt.datetime.fromtimestamp(entry.last_published / 1000, dt.timezone.utc)
+    return [neutralised(cell) for cell in (
+        entry.value, entry.impact or "", entry.role or "", entry.malware_family or "", entry.threat_type,
+        str(entry.threat_id), entry.threat_label or "", published.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    )]
 
 
 def neutralised(cell: str) -> str:
