@@ -192,9 +192,9 @@ class ApiClient:
         """
         def again(retry: TryAgain, attempt: int) -> tuple[bytes, int]:
             self._failed(method, path, attempt, retry)
-            return self._attempts(method, path, params, bytes, attempt + 1)
+            return self._attempts(method, path, params, _as_read, attempt + 1)
 
-        return Fetched(*self._attempts(method, path, params, bytes, 0), decode, again)
+        return Fetched(*self._attempts(method, path, params, _as_read, 0), decode, again)
 
     def _call(self, method: str, path: str, params: dict[str, Any], decode: Callable[[bytes], T]) -> T:
         """One API call with retries; returns ``decode`` of the answer's body.
@@ -236,25 +236,28 @@ class ApiClient:
         with response:
             return self._answer(method, path, params, decode, response, self._body(response, deadline))
 
-    def _body(self, response: requests.Response, deadline: float) -> bytes:
-        """The whole body, read in bounded pieces; TryAgain past the deadline or the size cap."""
+    def _body(self, response: requests.Response, deadline: float) -> bytearray:
+        """The whole body, read in bounded pieces; TryAgain past the deadline or the size cap.
+
+        Each piece is appended to one buffer as it arrives (no list of pieces joined at the
+        end), so an answer is held once while it is read, not twice.
+        """
         cap = self.api.max_answer_mb * 1024 * 1024
         too_large = f"the answer is larger than {self.api.max_answer_mb} MiB ([pm_api] max_answer_mb)"
         declared = response.headers.get("Content-Length", "")
         if declared.isdigit() and int(declared) > cap:
             raise TryAgain(too_large)
-        pieces, size = [], 0
+        body = bytearray()
         try:
             while piece := response.raw.read1(_PIECE, decode_content=True):
-                size += len(piece)
-                if size > cap:
+                if len(body) + len(piece) > cap:
                     raise TryAgain(too_large)
                 if time.monotonic() > deadline:
                     raise TryAgain(f"no whole answer within {self.api.timeout:g} s ([pm_api] timeout)")
-                pieces.append(piece)
+                body += piece
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise TryAgain(_describe(exc)) from None
-        return b"".join(pieces)
+        return body
 
     def _answer(
         self, method: str, path: str, params: dict[str, Any], decode: Callable[[bytes], T],
@@ -279,6 +282,11 @@ class ApiClient:
             answer = redact(text, self._credentials)  # a server or proxy may echo the request
             raise ApiResponseError(f"{method} {path} answered HTTP {status}: {shown(answer)}")
         return decode(body)
+
+
+def _as_read(body: bytes) -> bytes:
+    """The body as it was read (``bytes(body)`` would copy it)."""
+    return body
 
 
 def _data(content: bytes) -> dict[str, Any]:
