@@ -38,7 +38,7 @@ import itertools
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from operator import attrgetter
 from typing import Any, TypeVar
 
@@ -74,22 +74,10 @@ def kinds(raw: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(found))
 
 
-@dataclass(frozen=True)
-class Entry:
-    """One value of a list, with the context of the strongest (then newest) threat listing it."""
-
-    value: str
-    impact: str | None
-    role: str | None
-    malware_family: str | None
-    threat_type: str
-    threat_id: int
-    threat_label: str | None
-    last_published: int
-
-    def precedence(self) -> tuple[int, int, str, int]:
-        """Higher impact first, then the newer threat; the threat's identity breaks a tie."""
-        return _RANK.get(self.impact or "", 0), self.last_published, self.threat_type, self.threat_id
+def _precedence(entry: Listing) -> tuple[int, int, str, int]:
+    """Which of two rows listing one value a list shows: higher impact first, then the newer
+    threat; the threat's identity breaks a tie."""
+    return _RANK.get(entry.impact or "", 0), entry.last_published, entry.threat_type, entry.threat_id
 
 
 class BlocklistsAdapter(Adapter):
@@ -226,7 +214,7 @@ class BlocklistsAdapter(Adapter):
         return kept
 
     def _entries(self, kind: str, rows: Iterator[Listing], unrenderable: set[str],
-                 streamed: bool) -> Iterator[Entry]:
+                 streamed: bool) -> Iterator[Listing]:
         """The entries of ``kind`` passing the filters, sorted by value, one per value (the strongest).
 
         ``streamed``: merged as the store's rows come in value order; values the gate or
@@ -236,14 +224,14 @@ class BlocklistsAdapter(Adapter):
         """
         admitted = self._admitted(kind, rows, unrenderable)
         if not streamed:
-            best: dict[str, Entry] = {}
+            best: dict[str, Listing] = {}
             for _stored, entry in admitted:
                 known = best.get(entry.value)
-                best[entry.value] = entry if known is None else max(known, entry, key=Entry.precedence)
+                best[entry.value] = entry if known is None else max(known, entry, key=_precedence)
             yield from sorted(best.values(), key=lambda entry: entry.value)
             return
         merged = _Merged()
-        later: list[tuple[str, int, Entry]] = []
+        later: list[tuple[str, int, Listing]] = []
         for count, (stored, entry) in enumerate(admitted):
             if entry.value == stored:
                 while later and later[0][0] <= entry.value:
@@ -257,17 +245,15 @@ class BlocklistsAdapter(Adapter):
             yield from merged.take(heapq.heappop(later)[2])
         yield from merged.flush()
 
-    def _admitted(self, kind: str, rows: Iterator[Listing], unrenderable: set[str]) -> Iterator[tuple[str, Entry]]:
+    def _admitted(self, kind: str, rows: Iterator[Listing], unrenderable: set[str]) -> Iterator[tuple[str, Listing]]:
         """(stored value, entry) of each of the ``rows`` of ``kind`` passing the impact, gate and allow-list filters.
 
         The entry's value is the gate's canonical value, without the scheme when ``strip_url_scheme``.
         """
         for row in rows:
-            entry = Entry(row.value, row.impact, row.role, row.malware_family, row.threat_type, row.threat_id,
-                          row.threat_label, row.last_published)
-            if not is_time(entry.last_published):
-                unrenderable.add(ThreatRef(entry.threat_type, entry.threat_id).api_id)
-            elif (admitted := self._admit(kind, entry)) is not None:
+            if not is_time(row.last_published):
+                unrenderable.add(ThreatRef(row.threat_type, row.threat_id).api_id)
+            elif (admitted := self._admit(kind, row)) is not None:
                 yield row.value, admitted
 
     def _wanted_kinds(self) -> tuple[str, ...]:
@@ -289,7 +275,7 @@ class BlocklistsAdapter(Adapter):
         except OSError as exc:
             raise AdapterError(self.name, f"cannot read {os.path.join(self.folder, name)}: {reason(exc)}") from None
 
-    def _admit(self, kind: str, entry: Entry) -> Entry | None:
+    def _admit(self, kind: str, entry: Listing) -> Listing | None:
         """``entry`` with its listed value, or None when it is left out."""
         if _RANK.get(entry.impact or "", 0) < self.min_rank:
             return None
@@ -360,9 +346,9 @@ class _Merged:
     """The strongest entry of each value, from entries given in value order (equal values in a row)."""
 
     def __init__(self) -> None:
-        self.last: Entry | None = None
+        self.last: Listing | None = None
 
-    def take(self, entry: Entry) -> Iterator[Entry]:
+    def take(self, entry: Listing) -> Iterator[Listing]:
         """Yield the entry of the previous value once ``entry`` starts a new one."""
         last = self.last
         if last is None or entry.value > last.value:
@@ -370,18 +356,18 @@ class _Merged:
                 yield last
             self.last = entry
         elif entry.value == last.value:
-            self.last = max(last, entry, key=Entry.precedence)
+            self.last = max(last, entry, key=_precedence)
         else:
             raise _OutOfOrder(entry.value)
 
-    def flush(self) -> Iterator[Entry]:
+    def flush(self) -> Iterator[Listing]:
         """Yield the last value's entry."""
         if self.last is not None:
             yield self.last
             self.last = None
 
 
-def _csv_cells(entry: Entry) -> list[str]:
+def _csv_cells(entry: Listing) -> list[str]:
     published = dt.datetime.fromtimestamp(entry.last_published / 1000, dt.timezone.utc)
     return [neutralised(cell) for cell in (
         entry.value, entry.impact or "", entry.role or "", entry.malware_family or "", entry.threat_type,
