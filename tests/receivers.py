@@ -1,12 +1,13 @@
 """Real receivers for the adapter tests, on 127.0.0.1 with configs written here: syslog-ng, medallion.
 
-:class:`SyslogNg` runs ``syslog-ng`` in the foreground with one source per :class:`Inlet`
-(TCP octet counting, TCP with a newline after each message, RFC 3164 over TCP, TLS) and
-writes what each source receives, one message a line (``PROGRAM<tab>MSG``), to its own
-file; syslog-ng's own messages (``LEVEL<tab>MSG``) go to ``internal.log``. :meth:`SyslogNg.stop`
-ends the daemon with SIGTERM, which flushes every file, so what the files hold afterwards is
-everything it received (:meth:`SyslogNg.wait_until_read` first: messages still in a socket
-when it stops are not read).
+:class:`SyslogDaemon` is what the syslog daemons share (tests/test_rsyslog.py runs rsyslog
+through it): one source per :class:`Inlet` (TCP octet counting, TCP with a newline after each
+message, RFC 3164 over TCP, TLS), each writing what it receives, one message a line
+(``PROGRAM<tab>MSG``), to its own file; the daemon's own messages (``LEVEL<tab>MSG``) go to
+``internal.log``. :meth:`SyslogDaemon.stop` ends the daemon with SIGTERM, which flushes every
+file, so what the files hold afterwards is everything it received (``wait_until_read`` first:
+messages still in a socket when it stops are not read). :class:`SyslogNg` runs ``syslog-ng``
+in the foreground.
 
 :class:`Medallion` runs the OASIS TAXII 2.1 server ``medallion`` (memory backend) with one
 API root ``api1`` and one writable collection, users from a dict, plain HTTP or TLS.
@@ -23,8 +24,10 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 import trustme
@@ -37,9 +40,12 @@ ERROR_LEVELS = ("err", "crit", "alert", "emerg")
 def require(*programs: str) -> None:
     """Skip (fail in CI) unless every one of ``programs`` is installed."""
     missing = [program for program in programs if not shutil.which(program)]
-    if not missing:
-        return
-    problem = f"not installed: {', '.join(missing)} (.ci/system-packages installs them)"
+    if missing:
+        unavailable(f"not installed: {', '.join(missing)} (.ci/system-packages installs them)")
+
+
+def unavailable(problem: str) -> NoReturn:
+    """Skip the test for ``problem`` (a receiver is missing); fail it in CI, which must run it."""
     if os.environ.get("CI") == "true":
         pytest.fail(f"CI must run the receiver tests: {problem}")
     pytest.skip(problem)
@@ -75,8 +81,18 @@ INLETS = {
 }
 
 
-class SyslogNg:
-    """A syslog-ng daemon listening on 127.0.0.1 with every inlet of :data:`INLETS`."""
+class SyslogDaemon:
+    """What the tests' syslog daemons share: a folder, a free port per inlet of :data:`INLETS`,
+    a server certificate from ``ca``, one file per inlet (``<inlet>.log``, one message a line,
+    ``PROGRAM<tab>MSG``) and the daemon's own messages in ``internal.log`` (``LEVEL<tab>MSG``).
+
+    A subclass names its program and config file and writes the config (:meth:`_config`),
+    starts the daemon (:meth:`start`, through :meth:`_launch`) and knows when it has read
+    every connection (:meth:`wait_until_read`).
+    """
+
+    name = ""
+    config_name = ""
 
     def __init__(self, folder: Path, ca: trustme.CA) -> None:
         self.folder = folder
@@ -88,7 +104,8 @@ class SyslogNg:
         server.private_key_pem.write_to_path(str(folder / "server.key"))
         server.cert_chain_pems[0].write_to_path(str(folder / "server.pem"))
         self.internal_log = folder / "internal.log"
-        self.config = folder / "syslog-ng.conf"
+        self.stderr = folder / "stderr"
+        self.config = folder / self.config_name
         self.config.write_text(self._config())
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -107,24 +124,52 @@ class SyslogNg:
         return [tuple(line.split("\t", 1)) for line in path.read_text().splitlines()]  # type: ignore[misc]
 
     def problems(self) -> list[str]:
-        """syslog-ng's own messages at error level or worse, or that speak of an error."""
+        """The daemon's own messages at error level or worse, or that speak of an error."""
         lines = self.internal_log.read_text().splitlines() if self.internal_log.exists() else []
         return [line for line in lines if line.split("\t")[0] in ERROR_LEVELS or "error" in line.lower()]
 
+    def stop(self) -> None:
+        """SIGTERM, then wait: the daemon writes out what it read before it exits."""
+        if self._process is None:
+            return
+        self._process.send_signal(signal.SIGTERM)
+        assert self._process.wait(timeout=30) == 0
+        self._process = None
+
+    def _launch(self, command: list[str], ready: str, listening: Callable[[], bool] = lambda: True) -> None:
+        """Run ``command``; return once ``internal.log`` says ``ready`` (anew) and ``listening()`` holds."""
+        offset = self.internal_log.stat().st_size if self.internal_log.exists() else 0
+        self._process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                         stderr=self.stderr.open("ab"))
+        deadline = time.monotonic() + 20
+        while not (self._logged_since(offset, ready) and listening()):
+            assert self._process.poll() is None, f"{self.name} ended: {self.stderr.read_text()}"
+            assert time.monotonic() < deadline, f"{self.name} did not start up within 20 s"
+            time.sleep(0.02)
+
+    def _logged_since(self, offset: int, text: str) -> bool:
+        if not self.internal_log.exists():
+            return False
+        with self.internal_log.open() as log:
+            log.seek(offset)
+            return text in log.read()
+
+    def _config(self) -> str:
+        raise NotImplementedError
+
+
+class SyslogNg(SyslogDaemon):
+    """A syslog-ng daemon listening on 127.0.0.1 with every inlet of :data:`INLETS`."""
+
+    name = "syslog-ng"
+    config_name = "syslog-ng.conf"
+
     def start(self) -> None:
         """Start the daemon; returns once it says it has started up (its sources listen by then)."""
-        offset = self.internal_log.stat().st_size if self.internal_log.exists() else 0
         folder = self.folder
-        self._process = subprocess.Popen(
-            [SYSLOG_NG, "--foreground", "--no-caps", f"--cfgfile={self.config}", f"--persist-file={folder}/persist",
-             f"--pidfile={folder}/pid", f"--control={folder}/ctl"],
-            stdout=subprocess.DEVNULL, stderr=(folder / "stderr").open("ab"),
-        )
-        deadline = time.monotonic() + 20
-        while not self._started(offset):
-            assert self._process.poll() is None, f"syslog-ng ended: {(folder / 'stderr').read_text()}"
-            assert time.monotonic() < deadline, "syslog-ng did not start up within 20 s"
-            time.sleep(0.02)
+        self._launch([SYSLOG_NG, "--foreground", "--no-caps", f"--cfgfile={self.config}",
+                      f"--persist-file={folder}/persist", f"--pidfile={folder}/pid", f"--control={folder}/ctl"],
+                     READY)
 
     def wait_until_read(self) -> None:
         """Return once syslog-ng read every connection made to it to its end (it logs each close)."""
@@ -135,21 +180,6 @@ class SyslogNg:
                 return
             assert time.monotonic() < deadline, "syslog-ng did not see a connection end within 20 s"
             time.sleep(0.02)
-
-    def stop(self) -> None:
-        """SIGTERM, then wait: syslog-ng flushes its files before it exits."""
-        if self._process is None:
-            return
-        self._process.send_signal(signal.SIGTERM)
-        assert self._process.wait(timeout=20) == 0
-        self._process = None
-
-    def _started(self, offset: int) -> bool:
-        if not self.internal_log.exists():
-            return False
-        with self.internal_log.open() as log:
-            log.seek(offset)
-            return READY in log.read()
 
     def _config(self) -> str:
         tls = (f'tls(key-file("{self.folder}/server.key") cert-file("{self.folder}/server.pem") '
