@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from support import run_cli
 
-from phishme_intel.client.jsontext import decode_keeping
+from phishme_intel.client.jsontext import decode_answer, decode_keeping, nesting
 
 PATH = ("data", "threats")
 values = st.recursive(
@@ -18,6 +18,8 @@ values = st.recursive(
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4),
     max_leaves=10,
 )
+#: How a server may space its JSON: compactly (as orjson writes it), with spaces, indented.
+SPACINGS = [{"separators": (",", ":")}, {}, {"indent": 2}]
 
 
 @given(threats=st.lists(values, max_size=5), other=values, indent=st.sampled_from([None, 2]),
@@ -88,3 +90,61 @@ def test_the_store_keeps_each_threats_json_exactly_as_the_api_sent_it(config, da
         rows = db.execute("SELECT threat_type, threat_id, json FROM threats")
         stored = {(kind, tid): text for kind, tid, text in rows}
     assert stored == sent
+
+
+@given(threats=st.lists(values, max_size=5), other=values, spacing=st.sampled_from(SPACINGS),
+       ascii_only=st.booleans(), bom=st.booleans())
+def test_the_answer_decoded_with_orjson_is_what_the_careful_way_gives_types_and_texts_alike(
+    threats, other, spacing, ascii_only, bom
+):
+    document = {"success": True, "data": {"page": {"totalPages": 1}, "threats": threats, "other": other}}
+    text = json.dumps(document, ensure_ascii=ascii_only, **spacing)
+    content = (b"\xef\xbb\xbf" if bom else b"") + text.encode("utf-8", "surrogatepass")
+
+    decoded, texts = decode_answer(content, PATH)
+
+    assert repr((decoded, texts)) == repr(decode_keeping(text, PATH))  # repr: 1, 1.0 and True differ
+
+
+def test_a_number_orjson_would_make_a_float_stays_the_integer_sent_and_its_threat_the_text_sent():
+    content = b'{"data":{"threats":[{"id":1,"seen":18446744073709551616},{"id":2}]}}'
+
+    decoded, texts = decode_answer(content, PATH)
+
+    assert decoded["data"]["threats"] == [{"id": 1, "seen": 18446744073709551616}, {"id": 2}]
+    assert isinstance(decoded["data"]["threats"][0]["seen"], int)
+    assert texts == ['{"id":1,"seen":18446744073709551616}', '{"id":2}']
+
+
+def test_a_threat_orjson_refuses_costs_no_other_threat_its_value_or_its_text():
+    content = b'{"data":{"threats":[{"id":1,"label":"\\ud800"},{"id":2,"n":1e999},{"id":3}]}}'
+
+    decoded, texts = decode_answer(content, PATH)
+
+    assert decoded["data"]["threats"] == [{"id": 1, "label": "\ud800"}, {"id": 2, "n": float("inf")}, {"id": 3}]
+    assert texts == ['{"id":1,"label":"\\ud800"}', '{"id":2,"n":1e999}', '{"id":3}']
+
+
+@given(value=values, spacing=st.sampled_from(SPACINGS), ascii_only=st.booleans())
+def test_nesting_is_how_deep_objects_and_arrays_nest_whatever_the_strings_hold(value, spacing, ascii_only):
+    text = json.dumps(value, ensure_ascii=ascii_only, **spacing)
+
+    assert nesting(text.encode("utf-8", "surrogatepass")) == depth(value)
+
+
+@pytest.mark.parametrize("value", [
+    ["[", "]]", {"}": "{{"}],
+    ['\\"[', ["\\"], "\\\\", '"'],
+    [[[["a\\u00e9"]]], "\u00e9]"],
+])
+def test_nesting_is_not_misled_by_brackets_quotes_and_escapes_in_strings(value):
+    for ascii_only in (True, False):
+        assert nesting(json.dumps(value, ensure_ascii=ascii_only).encode()) == depth(value)
+
+
+def depth(value):
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, list):
+        return 1 + max(map(depth, value), default=0)
+    return 0

@@ -35,7 +35,7 @@ from ..logs import redact, shown
 from ..models import ThreatRef
 from ..retry import Retrier, Throttle, TryAgain, retry_after
 from ..version import __version__
-from .jsontext import decode_keeping, nesting
+from .jsontext import decode_answer
 from .tls import not_found, tls_problem
 
 log = logging.getLogger(__name__)
@@ -312,7 +312,7 @@ def _data_of(body: Any) -> dict[str, Any]:
 def _search_page(content: bytes) -> SearchPage:
     """A search answer's body, each threat's JSON text kept as received (see :mod:`.jsontext`)."""
     try:
-        body, texts = decode_keeping(content.decode("utf-8-sig"), ("data", "threats"), nesting(content))
+        body, texts = decode_answer(content, ("data", "threats"))
     except UnicodeDecodeError:
         raise TryAgain("the answer is not valid UTF-8") from None
     except (ValueError, RecursionError):  # a threat that alone is unreadable is an Unreadable in the list

@@ -2,17 +2,29 @@
 
 A search answer carries up to 100 threats, and the sync keeps each threat's JSON text as
 received (the SQLite store's ``json`` column). Encoding every decoded threat again would cost
-about as much as decoding it. :func:`decode_keeping` instead walks the objects on the way to
-the array and decodes the array's elements one by one with the standard library's C scanner
-(``json.JSONDecoder.raw_decode``), noting where each element begins and ends: the texts come
-for free.
+about as much as decoding it, and would not give the text received. :func:`decode_keeping`
+instead walks the objects on the way to the array and decodes the array's elements one by one
+with the standard library's C scanner (``json.JSONDecoder.raw_decode``), noting where each
+element begins and ends: the texts come for free.
+
+:func:`decode_answer` is the common case made fast: orjson decodes the whole answer, and an
+element whose text as received is orjson's own compact encoding of it (no spaces, no escapes
+orjson would not write, no number it would spell otherwise: nearly every threat) is taken as
+orjson decoded it, its text being that encoding; the walk above then only checks each such text
+in place and decodes the others (the values of the document are always those
+:func:`json.loads` gives). An answer orjson refuses (a lone surrogate, a byte order mark,
+``NaN``, a number past a double) or one nested too deep goes the careful way, where one bad
+threat still spoils no other.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from typing import Any
+
+import orjson
 
 from ..models.limits import MAX_DEPTH, Unreadable
 
@@ -20,11 +32,29 @@ _DECODER = json.JSONDecoder()
 _SPACE = re.compile(r"[ \t\n\r]*")
 _BRACKETS = bytes.maketrans(b"{}", b"[]")
 _NOT_STRUCTURE = bytes(set(range(256)) - set(b'"[]{}'))
+_ESCAPED_QUOTE = re.compile(rb'\\"')
 _NUMBER = re.compile(r"-?[0-9]+(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?")
 _TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[\[{]|[\]}]|[^"\[\]{}]+', re.S)
+#: One element orjson decoded: its compact encoding (orjson's) and its value.
+Known = tuple[str, Any]
 
 
-def decode_keeping(text: str, path: tuple[str, ...], nested: int = 0) -> tuple[Any, list[str]]:
+def decode_answer(content: bytes, path: tuple[str, ...]) -> tuple[Any, list[str]]:
+    """:func:`decode_keeping` of the UTF-8 document ``content``, orjson doing most of the work.
+
+    Raises UnicodeDecodeError when ``content`` is not UTF-8 (a byte order mark may open it) and
+    ValueError when it is not one JSON document. The decoded document and the texts are those
+    :func:`decode_keeping` gives.
+    """
+    nested = nesting(content)
+    text = content.decode("utf-8-sig")
+    known = _orjson_elements(content, path) if nested <= MAX_DEPTH + len(path) else None
+    return decode_keeping(text, path, nested, known)
+
+
+def decode_keeping(
+    text: str, path: tuple[str, ...], nested: int = 0, known: Sequence[Known | None] | None = None
+) -> tuple[Any, list[str]]:
     """The document ``text`` decoded, and the text of each element of the array at ``path``.
 
     ``path`` names the object members leading to the array, e.g. ``("data", "threats")``.
@@ -37,9 +67,13 @@ def decode_keeping(text: str, path: tuple[str, ...], nested: int = 0) -> tuple[A
     :func:`nesting`) and that is more than :data:`~.models.limits.MAX_DEPTH` below the
     array, an element nested deeper than that, is an :class:`~.models.limits.Unreadable` in
     the decoded array: one bad element never spoils the others.
+
+    ``known``, when given, holds for each element of the array (by its place) a :data:`Known`
+    or None: an object or array whose text in ``text`` is that encoding is taken as it is,
+    without decoding it again.
     """
     texts: list[str] = []
-    value, end = _value(text, _skip(text, 0), path, texts)
+    value, end = _value(text, _skip(text, 0), path, texts, known or ())
     if _skip(text, end) != len(text):
         raise json.JSONDecodeError("Extra data", text, end)
     if nested > MAX_DEPTH + len(path):
@@ -50,20 +84,35 @@ def decode_keeping(text: str, path: tuple[str, ...], nested: int = 0) -> tuple[A
 def nesting(data: bytes) -> int:
     """How deep objects and arrays nest in the JSON document ``data`` (0 for a scalar).
 
-    Bytes operations only (no per-character Python loop): escaped quotes go, then everything
-    but quotes and brackets; the parts between quotes (strings) go; every bracket becomes
-    ``[``/``]``, and each pass removes the innermost pairs.
+    Bytes operations only (no per-character Python loop): escaped quotes go (and escaped
+    backslashes before them), then everything but quotes and brackets; the strings, now ``""``
+    unless they hold brackets, go; every bracket becomes ``[``/``]``, and each pass removes
+    the innermost pairs.
     """
-    if b'\\"' in data:  # an escaped quote (or an escaped backslash before a closing one)
+    if _ESCAPED_QUOTE.search(data):  # an escaped quote (or an escaped backslash before a closing one)
         data = data.replace(b"\\\\", b"").replace(b'\\"', b"")
-    structure = b"".join(data.translate(_BRACKETS, _NOT_STRUCTURE).split(b'"')[::2])
+    structure = data.translate(_BRACKETS, _NOT_STRUCTURE)
+    brackets = structure.replace(b'""', b"")
+    if b'"' in brackets:  # a string holds a bracket: strings are what lies between two quotes
+        brackets = b"".join(structure.split(b'"')[::2])
     depth = 0
-    while structure:
-        shorter = structure.replace(b"[]", b"")
-        if len(shorter) == len(structure):
+    while brackets:
+        shorter = brackets.replace(b"[]", b"")
+        if len(shorter) == len(brackets):
             break  # unbalanced: the decoder reports it
-        structure, depth = shorter, depth + 1
+        brackets, depth = shorter, depth + 1
     return depth
+
+
+def _orjson_elements(content: bytes, path: tuple[str, ...]) -> list[Known | None] | None:
+    """Each element of the array at ``path`` as orjson decodes ``content``; None if it refuses it."""
+    try:
+        items = _at(orjson.loads(content), path)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(items, list):
+        return None
+    return [(orjson.dumps(item).decode(), item) if isinstance(item, dict | list) else None for item in items]
 
 
 def _at(value: Any, path: tuple[str, ...]) -> Any:
@@ -84,15 +133,19 @@ def _skip(text: str, at: int) -> int:
     return _SPACE.match(text, at).end()
 
 
-def _value(text: str, at: int, path: tuple[str, ...], texts: list[str]) -> tuple[Any, int]:
+def _value(
+    text: str, at: int, path: tuple[str, ...], texts: list[str], known: Sequence[Known | None]
+) -> tuple[Any, int]:
     if not path and text.startswith("[", at):
-        return _array(text, at, texts)
+        return _array(text, at, texts, known)
     if path and text.startswith("{", at):
-        return _object(text, at, path, texts)
+        return _object(text, at, path, texts, known)
     return _DECODER.raw_decode(text, at)
 
 
-def _object(text: str, at: int, path: tuple[str, ...], texts: list[str]) -> tuple[dict[str, Any], int]:
+def _object(
+    text: str, at: int, path: tuple[str, ...], texts: list[str], known: Sequence[Known | None]
+) -> tuple[dict[str, Any], int]:
     members: dict[str, Any] = {}
     at = _skip(text, at + 1)
     if text.startswith("}", at):
@@ -107,7 +160,7 @@ def _object(text: str, at: int, path: tuple[str, ...], texts: list[str]) -> tupl
         at = _skip(text, at + 1)
         if key == path[0]:
             texts.clear()
-            members[key], at = _value(text, at, path[1:], texts)
+            members[key], at = _value(text, at, path[1:], texts, known)
         else:
             members[key], at = _DECODER.raw_decode(text, at)
         at = _skip(text, at)
@@ -118,16 +171,22 @@ def _object(text: str, at: int, path: tuple[str, ...], texts: list[str]) -> tupl
         at = _skip(text, at + 1)
 
 
-def _array(text: str, at: int, texts: list[str]) -> tuple[list[Any], int]:
+def _array(text: str, at: int, texts: list[str], known: Sequence[Known | None]) -> tuple[list[Any], int]:
     items: list[Any] = []
     at = _skip(text, at + 1)
     if text.startswith("]", at):
         return items, at + 1
     while True:
-        item, end = _element(text, at)
-        items.append(item)
-        texts.append(text[at:end])
-        at = _skip(text, end)
+        given = known[len(items)] if len(items) < len(known) else None
+        if given is not None and text.startswith(given[0], at):  # an object or array: it ends where its text does
+            items.append(given[1])
+            texts.append(given[0])
+            at = _skip(text, at + len(given[0]))
+        else:
+            item, end = _element(text, at)
+            items.append(item)
+            texts.append(text[at:end])
+            at = _skip(text, end)
         if text.startswith("]", at):
             return items, at + 1
         if not text.startswith(",", at):
