@@ -16,7 +16,7 @@ from support import run_cli, sample_threats, write_config
 from phishme_intel.adapters.blocklists import BlocklistsAdapter, neutralised
 from phishme_intel.adapters.sqlite import SqliteAdapter
 from phishme_intel.errors import AdapterError
-from phishme_intel.models import parse_threat
+from phishme_intel.models import Gate, parse_threat
 from phishme_intel.options import parse_section
 from phishme_intel.sync.fanout import Fanout
 
@@ -181,6 +181,27 @@ def test_values_an_earlier_release_stored_that_are_not_indicators_are_left_out_w
     assert found == {"url": ["http://x.example/ok"], "domain": ["upper.example"], "email": []}
     assert "left out of the url list, not an indicator (control): 'http://x.example/a b'" in caplog.text
     assert "left out of the domain list, not an indicator (wildcard): '*docs.example.net'" in caplog.text
+
+
+def test_what_an_earlier_release_stored_is_judged_even_when_the_run_delivers_other_threats(tmp_path):
+    sync(tmp_path, [malware(1, [("Domain Name", "a.example", "Major")])], kinds="domain")
+    with sqlite3.connect(tmp_path / "phishme_intel.sqlite3") as db:  # as a release before the gate stored them
+        db.executemany("INSERT INTO indicators VALUES ('malware', 1, 'domain', ?, 'Major', 'C2', NULL)", [
+            ("*.com",), ("B.Example",)])
+    db.close()
+
+    found = sync(tmp_path, [malware(2, [("Domain Name", "c.example", "Major")])], kinds="domain")
+
+    assert found == {"domain": ["a.example", "b.example", "c.example"]}
+
+
+def test_values_a_threat_brought_through_another_gate_are_judged_by_the_lists_gate(tmp_path):
+    lax = Gate(keep_private_ips=True)
+    threat = parse_threat({**malware(1, []).raw, "blockSet": [
+        {"blockType": "IPv4 Address", "data_1": address, "impact": "Major", "role": "C2"}
+        for address in ("10.0.0.1", "192.0.2.1")]}, gate=lax)
+
+    assert sync(tmp_path, [threat], kinds="ipv4") == {"ipv4": ["192.0.2.1"]}
 
 
 def test_values_the_gate_canonicalises_out_of_the_stores_order_are_listed_sorted_once(tmp_path):

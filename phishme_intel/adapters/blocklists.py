@@ -20,11 +20,15 @@ come, so its memory does not grow with the store; only the domain and IPv4 value
 other formats are built from are held, and every URL when ``strip_url_scheme`` reorders them.
 
 Indicators without an impact (kit e-mail addresses, hashes of executables without a
-severity) are listed only when ``min_impact = none``. Every value read from the store passes
-the indicator gate again (a store written by an earlier release may hold values that are not
-indicators: they are left out, with a debug line) and the run's allow-list; subject lines are
-never listed. CSV cells that a spreadsheet would run as a formula (starting with ``=``, ``+``,
-``-``, ``@``, a tab or a carriage return) are neutralised the OWASP way: a leading ``'``.
+severity) are listed only when ``min_impact = none`` (the store is asked for those of the
+impacts wanted only). Every value read from the store passes the run's allow-list, and the
+indicator gate again unless this run wrote it: a store written by an earlier run, or an
+earlier release, may hold values the gate of this release rejects (they are left out, with a
+debug line). The rows of a threat this run delivered, or every row when the store listed
+nothing as the run opened it (a first backfill), came through this run's gate on their way
+in and are not judged twice. Subject lines are never listed. CSV cells that a spreadsheet
+would run as a formula (starting with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return)
+are neutralised the OWASP way: a leading ``'``.
 """
 
 from __future__ import annotations
@@ -38,7 +42,6 @@ import itertools
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import replace
 from operator import attrgetter
 from typing import Any, TypeVar
 
@@ -118,6 +121,12 @@ class BlocklistsAdapter(Adapter):
         self.sqlite_path: str | None = settings["sqlite_path"]
         self._store: StoreReader | None = None
         self._changed = False
+        #: The rows a rebuild read: the first one's tell whether the store was empty as the run opened it.
+        self._read = 0
+        #: True when every row of the store came through this run's gate (it listed nothing at ``open``).
+        self._fresh = False
+        #: The threats this run delivered through its gate (when not :attr:`_fresh`): their rows need no verdict.
+        self._gated: set[tuple[str, int]] = set()
 
     def read_from(self, store: StoreReader) -> None:
         self._store = store
@@ -131,9 +140,21 @@ class BlocklistsAdapter(Adapter):
         except OSError as exc:
             raise AdapterError(self.name, f"cannot create the folder {self.folder}: {reason(exc)}") from None
         self.rebuild()
+        self._fresh = self._read == 0
 
     def deliver(self, threats: Sequence[Threat]) -> None:
+        """Note that the lists change, and which threats' rows the store holds as this run's gate left them.
+
+        The store adapter replaces every indicator row of a delivered threat (it is delivered first).
+        """
         self._changed = self._changed or bool(threats)
+        keep_private_ips = self.gate.keep_private_ips
+        for threat in threats:
+            if threat.gate.keep_private_ips != keep_private_ips:  # judged by another gate: judged again here
+                self._fresh = False
+                self._gated.discard(threat.ref)
+            elif not self._fresh:
+                self._gated.add(threat.ref)
 
     def withdraw(self, refs: Sequence[ThreatRef]) -> None:
         self._changed = self._changed or bool(refs)
@@ -150,12 +171,13 @@ class BlocklistsAdapter(Adapter):
         """
         if self._store is None:
             raise AdapterError(self.name, "opened without the store it is built from")
+        self._read = 0
         unrenderable: set[str] = set()
         others = [fmt for fmt in self.formats if fmt != "plain"]
         values: dict[str, list[str]] = {}
         since = int((time.time() - self.max_age_days * 86400) * 1000) if self.max_age_days else 0
         wanted = self._wanted_kinds()
-        for kind, rows in itertools.groupby(self._store.listed(wanted, since), key=attrgetter("kind")):
+        for kind, rows in itertools.groupby(self._store.listed(wanted, since, self._impacts), key=attrgetter("kind")):
             values[kind] = self._list_kind(kind, rows, since, unrenderable)
         for kind in wanted:
             if kind not in values:
@@ -188,7 +210,7 @@ class BlocklistsAdapter(Adapter):
             return self._write_kind(kind, rows, names, keep, unrenderable, streamed=True)
         except _OutOfOrder:
             assert self._store is not None
-            again = self._store.listed((kind,), since)
+            again = self._store.listed((kind,), since, self._impacts)
             return self._write_kind(kind, again, names, keep, unrenderable, streamed=False)
 
     def _write_kind(self, kind: str, rows: Iterator[Listing], names: Sequence[str], keep: bool,
@@ -251,10 +273,16 @@ class BlocklistsAdapter(Adapter):
         The entry's value is the gate's canonical value, without the scheme when ``strip_url_scheme``.
         """
         for row in rows:
+            self._read += 1
             if not is_time(row.last_published):
                 unrenderable.add(ThreatRef(row.threat_type, row.threat_id).api_id)
             elif (admitted := self._admit(kind, row)) is not None:
                 yield row.value, admitted
+
+    @property
+    def _impacts(self) -> list[str] | None:
+        """The impacts listed (None: any, or none)."""
+        return None if self.min_rank == 0 else [impact for impact, rank in _RANK.items() if rank >= self.min_rank]
 
     def _wanted_kinds(self) -> tuple[str, ...]:
         """The kinds the plain lists and the other formats are built from."""
@@ -276,18 +304,18 @@ class BlocklistsAdapter(Adapter):
             raise AdapterError(self.name, f"cannot read {os.path.join(self.folder, name)}: {reason(exc)}") from None
 
     def _admit(self, kind: str, entry: Listing) -> Listing | None:
-        """``entry`` with its listed value, or None when it is left out."""
-        if _RANK.get(entry.impact or "", 0) < self.min_rank:
-            return None
-        value, reason = verdict(kind, entry.value, keep_private_ips=self.gate.keep_private_ips)
-        if value is None:
-            self.log.debug("left out of the %s list, not an indicator (%s): %r", kind, reason, entry.value)
-            return None
+        """``entry`` with its listed value, or None when it is left out (the store left out the impacts not wanted)."""
+        value: str | None = entry.value
+        if not (self._fresh or (entry.threat_type, entry.threat_id) in self._gated):
+            value, reason = verdict(kind, entry.value, keep_private_ips=self.gate.keep_private_ips)
+            if value is None:
+                self.log.debug("left out of the %s list, not an indicator (%s): %r", kind, reason, entry.value)
+                return None
         if self.gate.allowlist and self.gate.allowlist.covers(kind, value):
             return None
         if kind == "url" and self.strip_url_scheme:
             value = value.split("://", 1)[-1]
-        return entry if value == entry.value else replace(entry, value=value)
+        return entry if value == entry.value else entry._replace(value=value)
 
 class _OutOfOrder(Exception):
     """A value changed by the gate or ``strip_url_scheme`` sorts before a value already streamed."""

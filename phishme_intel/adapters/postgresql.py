@@ -33,6 +33,7 @@ also come from ``pass_file``, ``PHISHME_INTEL_POSTGRESQL_PASS`` or a systemd cre
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from typing import Any
@@ -44,7 +45,7 @@ from ..errors import AdapterError
 from ..models import Threat, ThreatRef
 from ..options import REQUIRED, Option, secret, text
 from .base import Adapter
-from .store import Listing, Sighting, StoreReader, chunks
+from .store import FETCH_ROWS, Listing, Sighting, StoreReader, chunks
 
 #: The same number as the SQLite store's schema with the same tables.
 SCHEMA_VERSION = 2
@@ -287,16 +288,17 @@ class PostgresqlReader(StoreReader):
         except psycopg.Error as exc:
             raise self._adapter.failure("cannot read", exc) from None
 
-    def listed(self, kinds: Sequence[str], since: int) -> Iterator[Listing]:
+    def listed(self, kinds: Sequence[str], since: int, impacts: Collection[str] | None = None) -> Iterator[Listing]:
         query = (_LISTING.format(detail="") + " WHERE t.last_published >= %s AND i.kind = ANY(%s)"
-                 ' ORDER BY i.kind, i.value COLLATE "C"')
+                 + ("" if impacts is None else " AND i.impact = ANY(%s)") + ' ORDER BY i.kind, i.value COLLATE "C"')
+        params = (_instant(since), list(kinds), *(() if impacts is None else (list(impacts),)))
         self._cursors += 1
         try:
             with self._db.transaction(), self._db.cursor(name=f"listed_{self._cursors}") as cursor:
-                cursor.itersize = 1000  # rows per FETCH
-                cursor.execute(query, (_instant(since), list(kinds)))
-                for row in cursor:
-                    yield Listing(*row)
+                cursor.itersize = FETCH_ROWS
+                cursor.execute(query, params)
+                while rows := cursor.fetchmany(FETCH_ROWS):
+                    yield from itertools.starmap(Listing, rows)
         except psycopg.Error as exc:
             raise self._adapter.failure("cannot read", exc) from None
 

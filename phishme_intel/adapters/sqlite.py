@@ -30,6 +30,7 @@ store (or, if that one finds the table empty, when it closes it).
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import sqlite3
@@ -43,7 +44,7 @@ from ..files import writable_file_problem
 from ..models import Threat, ThreatRef
 from ..options import Option, path
 from .base import Adapter
-from .store import Listing, Sighting, StoreReader, chunks
+from .store import FETCH_ROWS, Listing, Sighting, StoreReader, chunks
 
 log = logging.getLogger(__name__)
 SCHEMA_VERSION = 2
@@ -105,6 +106,17 @@ FROM indicators AS i JOIN threats AS t ON t.threat_type = i.threat_type AND t.th
 """
 #: The queries a lookup runs (``{values}``: one ``?`` per value); both read the ``(value, kind)`` indexes.
 FIND = _LISTING.format(detail=", json_extract(t.json, '$.threatDetailURL')") + " WHERE i.value IN ({values})"
+#: What :meth:`SqliteReader.listed` reads (``{kinds}``: one ``?`` per kind; ``{impacts}``: empty, or
+#: ``AND i.impact IN (...)``). CROSS JOIN keeps SQLite to this order: each threat once, then its
+#: indicators by their key. The other order looked up a threat (a 64 KiB page) for every indicator
+#: it read: five times the CPU and ten times the wall time of a W1 store's rebuild.
+LISTED = """
+SELECT i.kind, i.value, i.impact, i.role, i.malware_family, t.threat_type, t.threat_id, t.label,
+       t.first_published, t.last_published
+FROM threats AS t CROSS JOIN indicators AS i ON i.threat_type = t.threat_type AND i.threat_id = t.threat_id
+WHERE t.last_published >= ? AND i.kind IN ({kinds}){impacts}
+ORDER BY i.kind, i.value
+"""
 HISTORY = """
 SELECT kind, value, threat_type, threat_id, first_seen, last_seen, withdrawn_at
 FROM indicator_history WHERE value IN ({values})
@@ -286,12 +298,16 @@ class SqliteReader(StoreReader):
         except sqlite3.Error as exc:
             raise AdapterError(self.name, f"cannot read the {self.where}: {exc}") from None
 
-    def listed(self, kinds: Sequence[str], since: int) -> Iterator[Listing]:
-        wanted = ", ".join("?" * len(kinds))
-        query = (_LISTING.format(detail="") + f" WHERE t.last_published >= ? AND i.kind IN ({wanted})"
-                 " ORDER BY i.kind, i.value")
-        for row in self._query(query, (since, *kinds)):
-            yield Listing(*row)
+    def listed(self, kinds: Sequence[str], since: int, impacts: Collection[str] | None = None) -> Iterator[Listing]:
+        among = () if impacts is None else tuple(impacts)
+        query = LISTED.format(kinds=", ".join("?" * len(kinds)),
+                              impacts="" if impacts is None else f" AND i.impact IN ({', '.join('?' * len(among))})")
+        try:
+            cursor = self._db.execute(query, (since, *kinds, *among))
+            while rows := cursor.fetchmany(FETCH_ROWS):
+                yield from itertools.starmap(Listing, rows)
+        except sqlite3.Error as exc:
+            raise AdapterError(self.name, f"cannot read the {self.where}: {exc}") from None
 
     def find(self, wanted: Collection[tuple[str, str]]) -> list[Listing]:
         found = []

@@ -20,17 +20,20 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 #: How many values one lookup query asks for at most (SQLite allows 32,766 parameters).
 CHUNK = 500
+#: How many rows :meth:`StoreReader.listed` fetches at a time.
+FETCH_ROWS = 1000
 
 
-@dataclass(frozen=True, slots=True)
-class Listing:
+class Listing(NamedTuple):
     """An indicator a store lists now, with its threat's context.
 
     ``detail_url`` (the threat's ``threatDetailURL``) is read by :meth:`StoreReader.find`
-    only; :meth:`StoreReader.listed` leaves it None.
+    only; :meth:`StoreReader.listed` leaves it None. A named tuple: a rebuild of the
+    blocklists reads one per stored indicator, and a tuple is made in a third of the time.
     """
 
     kind: str
@@ -71,8 +74,9 @@ class StoreReader(ABC):
     path: str | None = None
 
     @abstractmethod
-    def listed(self, kinds: Sequence[str], since: int) -> Iterator[Listing]:
-        """Every indicator of ``kinds`` whose threat was last published at or after ``since`` (ms).
+    def listed(self, kinds: Sequence[str], since: int, impacts: Collection[str] | None = None) -> Iterator[Listing]:
+        """Every indicator of ``kinds`` whose threat was last published at or after ``since`` (ms),
+        and whose impact is one of ``impacts`` (None: any impact, or none).
 
         In the order of ``(kind, value)`` (by code point), read as they come (never all in memory).
         """
