@@ -18,8 +18,6 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from dateutil import parser as date_parser
-
 REQUIRED: Any = object()
 
 _USERINFO = re.compile(r"(//[^/?#@]*?:)[^/?#]*@")
@@ -242,6 +240,8 @@ def _named_month(value: str) -> dt.datetime:
     """A whole date with the month by name; every part given, nothing filled in from a default."""
     if not (_MONTH.search(value) and _YEAR.search(value)):
         raise ValueError(_why_not(value))
+    from dateutil import parser as date_parser  # here: 10 ms to import, and only such dates need it
+
     try:
         one, other = (date_parser.parse(value, default=d) for d in (_DEFAULTS[0], _DEFAULTS[1]))
     except (ValueError, OverflowError):
