@@ -166,6 +166,21 @@ def test_url_schemes_can_be_stripped_for_firewalls_that_match_without_them(tmp_p
     assert sync(tmp_path, [threat], strip_url_scheme="True", kinds="url")["url"] == ["x.example/a"]
 
 
+def test_urls_without_their_scheme_are_listed_sorted_once_whatever_the_scheme_and_store_order(tmp_path):
+    urls = ["http://c.example/", "https://a.example/", "ftp://b.example/", "http://a.example/"]
+    sync(tmp_path, [malware(1, [("URL", {"url": url}, "Major") for url in urls])], strip_url_scheme="True", kinds="url")
+    with sqlite3.connect(tmp_path / "phishme_intel.sqlite3") as db:  # as a release before the gate stored them
+        db.executemany("INSERT INTO indicators VALUES ('malware', 1, 'url', ?, 'Major', 'C2', NULL)", [
+            ("HTTPS://B.example/x",), ("hxxp://0.example/",), ("a.example/no-scheme",)])
+    db.close()
+
+    found = sync(tmp_path, strip_url_scheme="True", kinds="url", csv="True")
+
+    assert found["url"] == ["0.example/", "a.example/", "b.example/", "b.example/x", "c.example/"]
+    with open(tmp_path / "lists" / "url.csv", newline="") as handle:
+        assert [row["value"] for row in csv.DictReader(handle)] == found["url"]
+
+
 def test_values_an_earlier_release_stored_that_are_not_indicators_are_left_out_with_a_debug_line(tmp_path, caplog):
     sync(tmp_path, [malware(1, [("URL", {"url": "http://x.example/ok"}, "Major")])], kinds="url, domain, email")
     with sqlite3.connect(tmp_path / "phishme_intel.sqlite3") as db:  # as a release before the gate stored them
@@ -322,12 +337,13 @@ def test_a_sqlite_path_other_than_the_store_is_ignored_with_a_warning(tmp_path, 
     ]
 
 
-def test_the_lists_from_the_postgresql_store_are_those_from_the_sqlite_store(tmp_path, pg_store):
+@pytest.mark.parametrize("raw", [{}, {"strip_url_scheme": "True", "min_impact": "none"}], ids=["default", "stripped"])
+def test_the_lists_from_the_postgresql_store_are_those_from_the_sqlite_store(tmp_path, pg_store, raw):
     threats = sample_threats(malware=8, phish=4)
-    from_sqlite = sync(tmp_path, threats, withdrawn=[threats[0].ref], kinds=EVERY_LINE_KIND, csv="True")
+    from_sqlite = sync(tmp_path, threats, withdrawn=[threats[0].ref], kinds=EVERY_LINE_KIND, csv="True", **raw)
     written = files(tmp_path / "lists")
     fanout = Fanout([
-        BlocklistsAdapter(settings(tmp_path, folder="pg-lists", kinds=EVERY_LINE_KIND, csv="True")),
+        BlocklistsAdapter(settings(tmp_path, folder="pg-lists", kinds=EVERY_LINE_KIND, csv="True", **raw)),
         pg_store.adapter(),
     ])
     fanout.open()

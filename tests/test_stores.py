@@ -6,7 +6,7 @@ import pytest
 from contract import AdapterContract, DiscardsUncommitted, deliver
 from support import sample_threats
 
-from phishme_intel.adapters.store import Sighting
+from phishme_intel.adapters.store import Sighting, without_scheme
 from phishme_intel.errors import AdapterError
 from phishme_intel.models import ThreatRef
 
@@ -153,6 +153,21 @@ def test_reader_lists_indicators_of_the_kinds_asked_published_since(store):
     expected = {(t.kind, t.id, i.kind, i.value) for t in threats for i in t.indicators
                 if i.kind in ("url", "domain") and t.last_published >= newest}
     assert {(x.threat_type, x.threat_id, x.kind, x.value) for x in recent} == expected != set()
+
+
+def test_reader_lists_in_kind_and_value_order_urls_by_what_follows_the_scheme_when_asked(store):
+    threats = sample_threats(malware=4, phish=2)
+    deliver(store.adapter(), threats)
+    reader = store.adapter().reader()
+    try:
+        by_value = [(x.kind, x.value) for x in reader.listed(["url", "domain"], 0)]
+        by_rest = [(x.kind, x.value) for x in reader.listed(["url", "domain"], 0, url_without_scheme=True)]
+        majors = {x.impact for x in reader.listed(["url", "domain"], 0, ["Major"])}
+    finally:
+        reader.close()
+    assert by_value == sorted(by_value)
+    assert by_rest == sorted(by_value, key=lambda row: (row[0], without_scheme(row[1]), row[1])) != by_value
+    assert majors == {"Major"}
 
 
 def test_reader_finds_exactly_the_kind_and_value_asked_with_context(store):

@@ -15,9 +15,9 @@ a changed ``min_impact`` or the ``max_age_days`` cut-off takes effect even on a 
 nothing new). A withdrawn threat's indicators therefore leave the lists at the commit
 that withdraws it, unless another live threat also lists them. Every file is replaced
 atomically, and only when its content changed, so a poller's If-Modified-Since works.
-A rebuild reads the store once, in (kind, value) order, and writes each list as its rows
-come, so its memory does not grow with the store; only the domain and IPv4 values the
-other formats are built from are held, and every URL when ``strip_url_scheme`` reorders them.
+A rebuild reads the store once, in (kind, value) order (URLs by what follows the scheme
+when ``strip_url_scheme``), and writes each list as its rows come, so its memory does not
+grow with the store; only the domain and IPv4 values the other formats are built from are held.
 
 Indicators without an impact (kit e-mail addresses, hashes of executables without a
 severity) are listed only when ``min_impact = none`` (the store is asked for those of the
@@ -53,7 +53,7 @@ from ..models.limits import is_time
 from ..options import Option, boolean, choice, integer, path
 from . import _blocklist_formats
 from .base import Adapter
-from .store import Listing, StoreReader
+from .store import Listing, StoreReader, without_scheme
 
 DEFAULT_KINDS = ("url", "domain", "ipv4", "email", "md5", "sha256")
 LISTED_KINDS = tuple(kind for kind in INDICATOR_KINDS if kind != "subject")
@@ -177,7 +177,7 @@ class BlocklistsAdapter(Adapter):
         values: dict[str, list[str]] = {}
         since = int((time.time() - self.max_age_days * 86400) * 1000) if self.max_age_days else 0
         wanted = self._wanted_kinds()
-        for kind, rows in itertools.groupby(self._store.listed(wanted, since, self._impacts), key=attrgetter("kind")):
+        for kind, rows in itertools.groupby(self._listed(wanted, since), key=attrgetter("kind")):
             values[kind] = self._list_kind(kind, rows, since, unrenderable)
         for kind in wanted:
             if kind not in values:
@@ -209,8 +209,7 @@ class BlocklistsAdapter(Adapter):
         try:
             return self._write_kind(kind, rows, names, keep, unrenderable, streamed=True)
         except _OutOfOrder:
-            assert self._store is not None
-            again = self._store.listed((kind,), since, self._impacts)
+            again = self._listed((kind,), since)
             return self._write_kind(kind, again, names, keep, unrenderable, streamed=False)
 
     def _write_kind(self, kind: str, rows: Iterator[Listing], names: Sequence[str], keep: bool,
@@ -239,23 +238,24 @@ class BlocklistsAdapter(Adapter):
                  streamed: bool) -> Iterator[Listing]:
         """The entries of ``kind`` passing the filters, sorted by value, one per value (the strongest).
 
-        ``streamed``: merged as the store's rows come in value order; values the gate or
-        ``strip_url_scheme`` changed wait in a heap until the stream reaches them, and one
-        sorting before the last value given raises :class:`_OutOfOrder`. Otherwise every
+        ``streamed``: merged as the store's rows come in value order (URLs by their value
+        without the scheme when ``strip_url_scheme``); values the gate changed wait in a heap
+        until the stream reaches them, and one sorting before the last value given raises
+        :class:`_OutOfOrder`. Otherwise every
         entry is gathered by value first.
         """
         admitted = self._admitted(kind, rows, unrenderable)
         if not streamed:
             best: dict[str, Listing] = {}
-            for _stored, entry in admitted:
+            for _place, entry in admitted:
                 known = best.get(entry.value)
                 best[entry.value] = entry if known is None else max(known, entry, key=_precedence)
             yield from sorted(best.values(), key=lambda entry: entry.value)
             return
         merged = _Merged()
         later: list[tuple[str, int, Listing]] = []
-        for count, (stored, entry) in enumerate(admitted):
-            if entry.value == stored:
+        for count, (place, entry) in enumerate(admitted):
+            if entry.value == place:
                 while later and later[0][0] <= entry.value:
                     yield from merged.take(heapq.heappop(later)[2])
                 yield from merged.take(entry)
@@ -268,16 +268,24 @@ class BlocklistsAdapter(Adapter):
         yield from merged.flush()
 
     def _admitted(self, kind: str, rows: Iterator[Listing], unrenderable: set[str]) -> Iterator[tuple[str, Listing]]:
-        """(stored value, entry) of each of the ``rows`` of ``kind`` passing the impact, gate and allow-list filters.
+        """(place, entry) of each of the ``rows`` of ``kind`` passing the gate and allow-list filters.
 
-        The entry's value is the gate's canonical value, without the scheme when ``strip_url_scheme``.
+        The entry's value is the gate's canonical value, without the scheme when ``strip_url_scheme``;
+        its place is what the store ordered the row by (its value, without the scheme likewise).
         """
+        stripped = kind == "url" and self.strip_url_scheme
         for row in rows:
             self._read += 1
             if not is_time(row.last_published):
                 unrenderable.add(ThreatRef(row.threat_type, row.threat_id).api_id)
             elif (admitted := self._admit(kind, row)) is not None:
-                yield row.value, admitted
+                yield without_scheme(row.value) if stripped else row.value, admitted
+
+    def _listed(self, kinds: Sequence[str], since: int) -> Iterator[Listing]:
+        """The store's rows of ``kinds`` of the impacts listed, whose threat was last published since ``since``."""
+        if self._store is None:
+            raise AdapterError(self.name, "opened without the store it is built from")
+        return self._store.listed(kinds, since, self._impacts, url_without_scheme=self.strip_url_scheme)
 
     @property
     def _impacts(self) -> list[str] | None:
@@ -314,7 +322,7 @@ class BlocklistsAdapter(Adapter):
         if self.gate.allowlist and self.gate.allowlist.covers(kind, value):
             return None
         if kind == "url" and self.strip_url_scheme:
-            value = value.split("://", 1)[-1]
+            value = without_scheme(value)
         return entry if value == entry.value else entry._replace(value=value)
 
 class _OutOfOrder(Exception):

@@ -124,6 +124,9 @@ FROM indicators AS i CROSS JOIN LATERAL (
 ) AS t
 WHERE i.value = ANY(%s)
 """
+#: A URL's value without its scheme, as :func:`.store.without_scheme` gives it (other kinds: the value).
+URL_WITHOUT_SCHEME = ("CASE WHEN i.kind = 'url' AND strpos(i.value, '://') > 0 "
+                      "THEN substr(i.value, strpos(i.value, '://') + 3) ELSE i.value END")
 HISTORY = f"""
 SELECT kind, value, threat_type, threat_id, {_MS.format("first_seen")}, {_MS.format("last_seen")},
        {_MS.format("withdrawn_at")}
@@ -288,9 +291,12 @@ class PostgresqlReader(StoreReader):
         except psycopg.Error as exc:
             raise self._adapter.failure("cannot read", exc) from None
 
-    def listed(self, kinds: Sequence[str], since: int, impacts: Collection[str] | None = None) -> Iterator[Listing]:
+    def listed(self, kinds: Sequence[str], since: int, impacts: Collection[str] | None = None,
+               url_without_scheme: bool = False) -> Iterator[Listing]:
+        order = f'{URL_WITHOUT_SCHEME} COLLATE "C", ' if url_without_scheme else ""
         query = (_LISTING.format(detail="") + " WHERE t.last_published >= %s AND i.kind = ANY(%s)"
-                 + ("" if impacts is None else " AND i.impact = ANY(%s)") + ' ORDER BY i.kind, i.value COLLATE "C"')
+                 + ("" if impacts is None else " AND i.impact = ANY(%s)")
+                 + f' ORDER BY i.kind, {order}i.value COLLATE "C"')
         params = (_instant(since), list(kinds), *(() if impacts is None else (list(impacts),)))
         self._cursors += 1
         try:

@@ -107,16 +107,20 @@ FROM indicators AS i JOIN threats AS t ON t.threat_type = i.threat_type AND t.th
 #: The queries a lookup runs (``{values}``: one ``?`` per value); both read the ``(value, kind)`` indexes.
 FIND = _LISTING.format(detail=", json_extract(t.json, '$.threatDetailURL')") + " WHERE i.value IN ({values})"
 #: What :meth:`SqliteReader.listed` reads (``{kinds}``: one ``?`` per kind; ``{impacts}``: empty, or
-#: ``AND i.impact IN (...)``). CROSS JOIN keeps SQLite to this order: each threat once, then its
-#: indicators by their key. The other order looked up a threat (a 64 KiB page) for every indicator
-#: it read: five times the CPU and ten times the wall time of a W1 store's rebuild.
+#: ``AND i.impact IN (...)``; ``{order}``: ``i.value``, or :data:`URL_WITHOUT_SCHEME` first).
+#: CROSS JOIN keeps SQLite to this order: each threat once, then its indicators by their key. The
+#: other order looked up a threat (a 64 KiB page) for every indicator it read: five times the CPU
+#: and ten times the wall time of a W1 store's rebuild.
 LISTED = """
 SELECT i.kind, i.value, i.impact, i.role, i.malware_family, t.threat_type, t.threat_id, t.label,
        t.first_published, t.last_published
 FROM threats AS t CROSS JOIN indicators AS i ON i.threat_type = t.threat_type AND i.threat_id = t.threat_id
 WHERE t.last_published >= ? AND i.kind IN ({kinds}){impacts}
-ORDER BY i.kind, i.value
+ORDER BY i.kind, {order}
 """
+#: A URL's value without its scheme, as :func:`.store.without_scheme` gives it (other kinds: the value).
+URL_WITHOUT_SCHEME = ("CASE WHEN i.kind = 'url' AND instr(i.value, '://') > 0 "
+                      "THEN substr(i.value, instr(i.value, '://') + 3) ELSE i.value END")
 HISTORY = """
 SELECT kind, value, threat_type, threat_id, first_seen, last_seen, withdrawn_at
 FROM indicator_history WHERE value IN ({values})
@@ -305,10 +309,12 @@ class SqliteReader(StoreReader):
         except sqlite3.Error as exc:
             raise AdapterError(self.name, f"cannot read the {self.where}: {exc}") from None
 
-    def listed(self, kinds: Sequence[str], since: int, impacts: Collection[str] | None = None) -> Iterator[Listing]:
+    def listed(self, kinds: Sequence[str], since: int, impacts: Collection[str] | None = None,
+               url_without_scheme: bool = False) -> Iterator[Listing]:
         among = () if impacts is None else tuple(impacts)
         query = LISTED.format(kinds=", ".join("?" * len(kinds)),
-                              impacts="" if impacts is None else f" AND i.impact IN ({', '.join('?' * len(among))})")
+                              impacts="" if impacts is None else f" AND i.impact IN ({', '.join('?' * len(among))})",
+                              order=f"{URL_WITHOUT_SCHEME}, i.value" if url_without_scheme else "i.value")
         try:
             cursor = self._db.execute(query, (since, *kinds, *among))
             while rows := cursor.fetchmany(FETCH_ROWS):

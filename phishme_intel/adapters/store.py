@@ -74,11 +74,14 @@ class StoreReader(ABC):
     path: str | None = None
 
     @abstractmethod
-    def listed(self, kinds: Sequence[str], since: int, impacts: Collection[str] | None = None) -> Iterator[Listing]:
+    def listed(self, kinds: Sequence[str], since: int, impacts: Collection[str] | None = None,
+               url_without_scheme: bool = False) -> Iterator[Listing]:
         """Every indicator of ``kinds`` whose threat was last published at or after ``since`` (ms),
         and whose impact is one of ``impacts`` (None: any impact, or none).
 
-        In the order of ``(kind, value)`` (by code point), read as they come (never all in memory).
+        In the order of ``(kind, value)`` (by code point), read as they come (never all in memory);
+        with ``url_without_scheme``, URLs in the order of what follows the first ``://`` of
+        their value (:func:`without_scheme`), then of their value.
         """
 
     @abstractmethod
@@ -92,6 +95,11 @@ class StoreReader(ABC):
     @abstractmethod
     def close(self) -> None:
         """Release the connection. Must not raise."""
+
+
+def without_scheme(url: str) -> str:
+    """``url`` without its scheme: what follows its first ``://`` (all of it when it has none)."""
+    return url.split("://", 1)[-1]
 
 
 def chunks(wanted: Collection[tuple[str, str]]) -> Iterator[list[str]]:
