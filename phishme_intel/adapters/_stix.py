@@ -28,12 +28,13 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 import logging
 import time
 import uuid
 from collections.abc import Iterable
 from typing import Any
+
+import orjson
 
 from ..models import Indicator, Threat
 from . import _stix_patterns as patterns
@@ -58,12 +59,15 @@ ORDER = {
                "report_types", "published", "object_refs", "revoked", "labels", "external_references"),
 }
 SHARED = ("identity", "malware")
+_MALICIOUS = ("malicious-activity",)  # a tuple: shared by every indicator, and nobody can change it
+_VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}  # RFC 4122: 10xx
 
 
 def threat_objects(threat: Threat, log: logging.Logger) -> list[dict[str, Any]]:
     """The STIX objects of one threat, always built the same way from the same threat."""
-    first, last = _stamp(threat.first_published), _stamp(threat.last_published)
-    common = {"created_by_ref": COFENSE_ID, "created": first, "modified": last}
+    api_id = threat.ref.api_id
+    common = {"created_by_ref": COFENSE_ID, "created": _stamp(threat.first_published),
+              "modified": _stamp(threat.last_published)}
     malware = {
         key: {
             "type": "malware", "spec_version": "2.1", "id": _id("malware", f"malware/{key}"),
@@ -76,7 +80,7 @@ def threat_objects(threat: Threat, log: logging.Logger) -> list[dict[str, Any]]:
     relationships: list[dict[str, Any]] = []
     valid_from = _any_precision(threat.first_published)
     for indicator in threat.emitted_indicators:
-        made = _indicator(threat, indicator, common, valid_from, log)
+        made = _indicator(threat, api_id, indicator, common, valid_from, log)
         if made is None:
             continue
         indicators.append(made)
@@ -84,12 +88,12 @@ def threat_objects(threat: Threat, log: logging.Logger) -> list[dict[str, Any]]:
         if family is not None:
             relationships.append({
                 "type": "relationship", "spec_version": "2.1",
-                "id": _id("relationship", f"{threat.ref.api_id}/{made['id']}/indicates/{family['id']}"), **common,
+                "id": _id("relationship", f"{api_id}/{made['id']}/indicates/{family['id']}"), **common,
                 "relationship_type": "indicates", "source_ref": made["id"], "target_ref": family["id"],
             })
     contents = [*malware.values(), *indicators, *relationships]
     report: dict[str, Any] = {
-        "type": "report", "spec_version": "2.1", "id": _id("report", threat.ref.api_id), **common,
+        "type": "report", "spec_version": "2.1", "id": _id("report", api_id), **common,
         "name": threat.label or f"Cofense {threat.kind} threat {threat.id}",
     }
     if description := _text(threat.raw.get("executiveSummary")):
@@ -120,46 +124,54 @@ def bundle(objects: list[dict[str, Any]]) -> bytes:
     """A bundle whose id follows from its contents, serialised the same way every time."""
     versions = BundleId()
     versions.add(objects)
-    return compact({"type": "bundle", "id": versions.id, "objects": objects}) + b"\n"
+    return orjson.dumps({"type": "bundle", "id": versions.id, "objects": objects}, option=orjson.OPT_APPEND_NEWLINE)
 
 
 def compact(value: Any) -> bytes:
-    """``value`` as compact JSON (one line, UTF-8), the form of every bundle."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    """``value`` as compact JSON (one line, UTF-8), the form of every bundle.
+
+    orjson writes the bytes ``json.dumps(value, ensure_ascii=False, separators=(",", ":"))``
+    would, encoded in UTF-8 (every code point escaped or not alike), ten times faster.
+    """
+    return orjson.dumps(value)
 
 
 class BundleId:
     """The id of a bundle, UUIDv5 of its objects' ``id@modified`` lines, fed object by object."""
 
     def __init__(self) -> None:
-        self._hash = hashlib.sha1(NAMESPACE.bytes)
+        self._hash = hashlib.sha1(_NAMESPACE_BYTES)
         self._first = True
 
     def add(self, objects: Iterable[dict[str, Any]]) -> None:
-        for obj in objects:
-            self._hash.update(("" if self._first else "\n").encode() + f"{obj['id']}@{obj['modified']}".encode())
+        lines = "\n".join([f"{obj['id']}@{obj['modified']}" for obj in objects])
+        if lines:
+            self._hash.update(lines.encode() if self._first else f"\n{lines}".encode())
             self._first = False
 
     @property
     def id(self) -> str:
-        return f"bundle--{uuid.UUID(bytes=self._hash.digest()[:16], version=5)}"
+        return f"bundle--{_uuid5_text(self._hash.digest())}"
 
 
 def _indicator(
-    threat: Threat, indicator: Indicator, common: dict[str, Any], valid_from: str, log: logging.Logger,
+    threat: Threat, api_id: str, indicator: Indicator, common: dict[str, Any], valid_from: str, log: logging.Logger,
 ) -> dict[str, Any] | None:
-    pattern = patterns.pattern(indicator.kind, indicator.value)
+    kind, value = indicator.kind, indicator.value
+    pattern = patterns.gated_pattern(kind, value)
     if pattern is None:
-        log.debug("%s %d: no STIX pattern for a %s indicator; skipped", threat.kind, threat.id, indicator.kind)
+        log.debug("%s %d: no STIX pattern for a %s indicator; skipped", threat.kind, threat.id, kind)
         return None
-    details = [f"{indicator.kind} of Cofense {threat.kind} threat {threat.id}"]
-    details += [f"{label}: {value}" for label, value in (
-        ("role", indicator.role), ("impact", indicator.impact), ("malware family", indicator.malware_family),
-    ) if value]
+    description = f"{kind} of Cofense {threat.kind} threat {threat.id}"
+    if indicator.role:
+        description += f"; role: {indicator.role}"
+    if indicator.impact:
+        description += f"; impact: {indicator.impact}"
+    if indicator.malware_family:
+        description += f"; malware family: {indicator.malware_family}"
     made = {
-        "type": "indicator", "spec_version": "2.1",
-        "id": _id("indicator", f"{threat.ref.api_id}/{indicator.kind}/{indicator.value}"), **common,
-        "name": indicator.value, "description": "; ".join(details), "indicator_types": ["malicious-activity"],
+        "type": "indicator", "spec_version": "2.1", "id": _id("indicator", f"{api_id}/{kind}/{value}"), **common,
+        "name": value, "description": description, "indicator_types": _MALICIOUS,
         "pattern": pattern, "pattern_type": "stix", "pattern_version": "2.1", "valid_from": valid_from,
     }
     confidence = CONFIDENCE.get(indicator.impact or "")
@@ -186,12 +198,14 @@ def _references(threat: Threat) -> list[dict[str, str]]:
 
 
 def _id(kind: str, name: str) -> str:
-    """``<kind>--<UUIDv5 of name>``: :func:`uuid.uuid5` without building a UUID object (a third of the time)."""
-    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + name.encode("utf-8")).digest()[:16])
-    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
-    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
-    text = digest.hex()
-    return f"{kind}--{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+    """``<kind>--<UUIDv5 of name>``: :func:`uuid.uuid5` without building a UUID object."""
+    return f"{kind}--{_uuid5_text(hashlib.sha1(_NAMESPACE_BYTES + name.encode()).digest())}"
+
+
+def _uuid5_text(digest: bytes) -> str:
+    """The UUIDv5 text of a SHA-1 ``digest``: its first 16 bytes, version 5, RFC 4122 variant."""
+    text = digest[:16].hex()
+    return f"{text[:8]}-{text[8:12]}-5{text[13:16]}-{_VARIANT[text[16]]}{text[17:20]}-{text[20:32]}"
 
 
 def _stamp(epoch_ms: int) -> str:

@@ -28,8 +28,19 @@ PATTERN_PATHS = {
 
 def pattern(kind: str, value: str) -> str | None:
     """The STIX pattern matching the canonical ``value`` of ``kind``, or None when none may be made."""
+    if kind not in PATTERN_PATHS or not value or verdict(kind, value, keep_private_ips=True).value != value:
+        return None
+    return gated_pattern(kind, value)
+
+
+def gated_pattern(kind: str, value: str) -> str | None:
+    """:func:`pattern` for a value the gate gave (an indicator's): canonical already, so not checked again.
+
+    The gate's canonical forms are fixed points (tests/test_indicators.py), so checking one
+    again only repeats the gate's work; None for a kind no pattern covers.
+    """
     target = PATTERN_PATHS.get(kind)
-    if target is None or not value or verdict(kind, value, keep_private_ips=True).value != value:
+    if target is None:
         return None
     if kind == "domain" and value.startswith("*."):
         return f"[{target} LIKE '%{quoted(like_literal(value[1:]))}']"

@@ -30,10 +30,11 @@ the files are written after that, and a failed push fails the commit.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
+
+import orjson
 
 from ..errors import AdapterError
 from ..files import FileBatch, folder_problem, make_folder, reason, remove_pending, write_atomic_chunks
@@ -196,8 +197,8 @@ class Stix2Adapter(Adapter):
     def _read(self, bundle: str) -> list[dict[str, Any]]:
         """The objects of a bundle this adapter wrote; FileNotFoundError if there is none."""
         try:
-            with open(bundle, encoding="utf-8") as handle:
-                return list(json.load(handle)["objects"])
+            with open(bundle, "rb") as handle:
+                return list(orjson.loads(handle.read())["objects"])
         except FileNotFoundError:
             raise
         except OSError as exc:
