@@ -40,7 +40,7 @@ from ..models import Indicator, Threat
 from . import _stix_patterns as patterns
 
 NAMESPACE = uuid.UUID("5b0c2a8e-3f4d-4d6b-9a57-2f1c6de0a7c1")
-_NAMESPACE_BYTES = NAMESPACE.bytes
+_NAMESPACE_HASH = hashlib.sha1(NAMESPACE.bytes)  # only ever copied: each id hashes on from a copy
 SHARED_TIME = "2013-01-01T00:00:00.000Z"
 COFENSE_ID = f"identity--{uuid.uuid5(NAMESPACE, 'identity/cofense')}"
 COFENSE = {
@@ -60,6 +60,7 @@ ORDER = {
 }
 SHARED = ("identity", "malware")
 _MALICIOUS = ("malicious-activity",)  # a tuple: shared by every indicator, and nobody can change it
+_SECONDS = "%Y-%m-%dT%H:%M:%S"
 _VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}  # RFC 4122: 10xx
 
 
@@ -140,7 +141,7 @@ class BundleId:
     """The id of a bundle, UUIDv5 of its objects' ``id@modified`` lines, fed object by object."""
 
     def __init__(self) -> None:
-        self._hash = hashlib.sha1(_NAMESPACE_BYTES)
+        self._hash = _NAMESPACE_HASH.copy()
         self._first = True
 
     def add(self, objects: Iterable[dict[str, Any]]) -> None:
@@ -199,26 +200,28 @@ def _references(threat: Threat) -> list[dict[str, str]]:
 
 def _id(kind: str, name: str) -> str:
     """``<kind>--<UUIDv5 of name>``: :func:`uuid.uuid5` without building a UUID object."""
-    return f"{kind}--{_uuid5_text(hashlib.sha1(_NAMESPACE_BYTES + name.encode()).digest())}"
+    digest = _NAMESPACE_HASH.copy()
+    digest.update(name.encode())
+    return f"{kind}--{_uuid5_text(digest.digest())}"
 
 
 def _uuid5_text(digest: bytes) -> str:
     """The UUIDv5 text of a SHA-1 ``digest``: its first 16 bytes, version 5, RFC 4122 variant."""
-    text = digest[:16].hex()
+    text = digest.hex()
     return f"{text[:8]}-{text[8:12]}-5{text[13:16]}-{_VARIANT[text[16]]}{text[17:20]}-{text[20:32]}"
 
 
 def _stamp(epoch_ms: int) -> str:
     """A STIX timestamp to the millisecond: ``2026-11-23T11:30:00.120Z``."""
     whole, millis = divmod(epoch_ms, 1000)
-    return f"{dt.datetime.fromtimestamp(whole, dt.timezone.utc):%Y-%m-%dT%H:%M:%S}.{millis:03d}Z"
+    return f"{time.strftime(_SECONDS, time.gmtime(whole))}.{millis:03d}Z"
 
 
 def _any_precision(epoch_ms: int) -> str:
     """A STIX timestamp with the fraction digits it needs: ``...:00.12Z``, ``...:00Z``."""
     whole, millis = divmod(epoch_ms, 1000)
     fraction = f".{millis:03d}".rstrip("0").rstrip(".")
-    return f"{dt.datetime.fromtimestamp(whole, dt.timezone.utc):%Y-%m-%dT%H:%M:%S}{fraction}Z"
+    return f"{time.strftime(_SECONDS, time.gmtime(whole))}{fraction}Z"
 
 
 def _epoch_ms(stamp: str) -> int:
