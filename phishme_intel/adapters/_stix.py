@@ -32,7 +32,7 @@ import logging
 import time
 import uuid
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -64,11 +64,20 @@ _SECONDS = "%Y-%m-%dT%H:%M:%S"
 _VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}  # RFC 4122: 10xx
 
 
+class _Times(NamedTuple):
+    """A threat's times as its objects write them: ``created`` and ``modified`` to the millisecond, ``valid_from``."""
+
+    created: str
+    modified: str
+    valid_from: str
+
+
 def threat_objects(threat: Threat, log: logging.Logger) -> list[dict[str, Any]]:
     """The STIX objects of one threat, always built the same way from the same threat."""
     api_id = threat.ref.api_id
-    common = {"created_by_ref": COFENSE_ID, "created": _stamp(threat.first_published),
-              "modified": _stamp(threat.last_published)}
+    times = _Times(_stamp(threat.first_published), _stamp(threat.last_published),
+                   _any_precision(threat.first_published))
+    created, modified = times.created, times.modified
     malware = {
         key: {
             "type": "malware", "spec_version": "2.1", "id": _id("malware", f"malware/{key}"),
@@ -79,9 +88,8 @@ def threat_objects(threat: Threat, log: logging.Logger) -> list[dict[str, Any]]:
     }
     indicators: list[dict[str, Any]] = []
     relationships: list[dict[str, Any]] = []
-    valid_from = _any_precision(threat.first_published)
     for indicator in threat.emitted_indicators:
-        made = _indicator(threat, api_id, indicator, common, valid_from, log)
+        made = _indicator(threat, api_id, indicator, times, log)
         if made is None:
             continue
         indicators.append(made)
@@ -89,12 +97,14 @@ def threat_objects(threat: Threat, log: logging.Logger) -> list[dict[str, Any]]:
         if family is not None:
             relationships.append({
                 "type": "relationship", "spec_version": "2.1",
-                "id": _id("relationship", f"{api_id}/{made['id']}/indicates/{family['id']}"), **common,
+                "id": _id("relationship", f"{api_id}/{made['id']}/indicates/{family['id']}"),
+                "created_by_ref": COFENSE_ID, "created": created, "modified": modified,
                 "relationship_type": "indicates", "source_ref": made["id"], "target_ref": family["id"],
             })
     contents = [*malware.values(), *indicators, *relationships]
     report: dict[str, Any] = {
-        "type": "report", "spec_version": "2.1", "id": _id("report", api_id), **common,
+        "type": "report", "spec_version": "2.1", "id": _id("report", api_id), "created_by_ref": COFENSE_ID,
+        "created": created, "modified": modified,
         "name": threat.label or f"Cofense {threat.kind} threat {threat.id}",
     }
     if description := _text(threat.raw.get("executiveSummary")):
@@ -156,7 +166,7 @@ class BundleId:
 
 
 def _indicator(
-    threat: Threat, api_id: str, indicator: Indicator, common: dict[str, Any], valid_from: str, log: logging.Logger,
+    threat: Threat, api_id: str, indicator: Indicator, times: _Times, log: logging.Logger,
 ) -> dict[str, Any] | None:
     kind, value = indicator.kind, indicator.value
     pattern = patterns.gated_pattern(kind, value)
@@ -171,9 +181,10 @@ def _indicator(
     if indicator.malware_family:
         description += f"; malware family: {indicator.malware_family}"
     made = {
-        "type": "indicator", "spec_version": "2.1", "id": _id("indicator", f"{api_id}/{kind}/{value}"), **common,
-        "name": value, "description": description, "indicator_types": _MALICIOUS,
-        "pattern": pattern, "pattern_type": "stix", "pattern_version": "2.1", "valid_from": valid_from,
+        "type": "indicator", "spec_version": "2.1", "id": _id("indicator", f"{api_id}/{kind}/{value}"),
+        "created_by_ref": COFENSE_ID, "created": times.created, "modified": times.modified, "name": value,
+        "description": description, "indicator_types": _MALICIOUS, "pattern": pattern, "pattern_type": "stix",
+        "pattern_version": "2.1", "valid_from": times.valid_from,
     }
     confidence = CONFIDENCE.get(indicator.impact or "")
     if confidence is not None:
