@@ -11,6 +11,7 @@ $(BIN)/python:
 
 $(VENV)/.installed: $(BIN)/python setup.cfg pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m compileall -q phishme_intel
 	touch $@
 
 ## demo: start the bundled API simulator, sync it into the SQLite store, print what landed
