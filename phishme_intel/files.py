@@ -31,6 +31,8 @@ import os
 import shutil
 import stat
 import tempfile
+import threading
+from collections import deque
 from collections.abc import Iterable, Iterator
 from typing import IO
 
@@ -246,10 +248,19 @@ class FileBatch:
     the commit it sees the old ones. :meth:`discard` forgets what was not committed (and
     removes its files); a process that died leaves pending files for
     :func:`remove_pending` to clean up.
+
+    The pending files are written by a thread of the batch (:class:`_Writer`), in the order
+    of the writes, while the caller goes on: creating a file is mostly the kernel's work,
+    done without the interpreter's lock. At most ``held`` bytes (or one file) wait for it.
+    A write that failed is raised, as an OSError naming its target, by the next call that
+    waits for the writer or hands it a file; :meth:`commit` waits for every file first.
+    One thread (any) uses a batch.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, held: int = PENDING_IN_MEMORY) -> None:
         self._pending: dict[str, str] = {}  # target -> its pending file, in order of first write
+        self._held = held
+        self._writer: _Writer | None = None
 
     def __len__(self) -> int:
         return len(self._pending)
@@ -258,31 +269,32 @@ class FileBatch:
         return target in self._pending
 
     def pending(self, target: str) -> str:
-        """The pending file that holds what ``target`` becomes at the commit."""
+        """The pending file that holds what ``target`` becomes at the commit, once written. Raises OSError."""
+        self._wait()
         return self._pending[target]
 
     def write(self, target: str, chunks: Iterable[bytes]) -> None:
-        """Hold ``chunks`` as ``target``'s next content. Raises OSError."""
+        """Hold ``chunks`` as ``target``'s next content (written by the batch's thread). Raises OSError."""
         folder, name = os.path.split(target)
         pending = os.path.join(folder, f".{name}{PENDING_SUFFIX}")
-        refuse_link(target)
-        fd = open_no_follow(pending, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
-        with os.fdopen(fd, "wb") as handle:
-            for chunk in chunks:
-                handle.write(chunk)
-            with contextlib.suppress(FileNotFoundError):  # the file it replaces keeps its permission bits
-                os.fchmod(handle.fileno(), os.stat(target).st_mode & 0o7777)
+        if self._writer is None:
+            self._writer = _Writer(self._held)
+        parts = list(chunks)
+        self._writer.put(target, pending, parts[0] if len(parts) == 1 else b"".join(parts))
         self._pending[target] = pending
 
     def drop(self, target: str) -> None:
-        """Forget the pending content of ``target``, if any."""
-        pending = self._pending.pop(target, None)
-        if pending is not None:
+        """Forget the pending content of ``target``, if any. Raises OSError."""
+        if target in self._pending:
+            self._wait()
             with contextlib.suppress(FileNotFoundError):
-                os.unlink(pending)
+                os.unlink(self._pending.pop(target))
 
     def commit(self) -> None:
         """Put every pending file in place, durably. Raises OSError naming the target that failed."""
+        if self._writer is not None:
+            writer, self._writer = self._writer, None
+            writer.finish()
         if not self._pending:
             return
         sync_file_system(os.path.dirname(next(iter(self._pending))) or ".")
@@ -298,9 +310,118 @@ class FileBatch:
         self._pending.clear()
 
     def discard(self) -> None:
-        """Forget everything not committed and remove its pending files."""
-        for target in list(self._pending):
-            self.drop(target)
+        """Forget everything not committed and remove its pending files (the files not yet written are not)."""
+        if self._writer is not None:
+            writer, self._writer = self._writer, None
+            writer.cancel()
+        for pending in self._pending.values():
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(pending)
+        self._pending.clear()
+
+    def _wait(self) -> None:
+        if self._writer is not None:
+            self._writer.wait()
+
+
+class _Writer:
+    """The thread of a :class:`FileBatch`: writes each pending file given to :meth:`put`, in order.
+
+    Holds at most ``held`` bytes of files not yet written (and always one file). After a
+    write fails, it writes nothing more; the failure (an OSError naming the target) is
+    raised by :meth:`put`, :meth:`wait` and :meth:`finish`.
+    """
+
+    def __init__(self, held: int) -> None:
+        self._limit = held
+        self._changed = threading.Condition(threading.Lock())
+        self._queue: deque[tuple[str, str, bytes] | None] = deque()
+        self._held = 0  # bytes given and not yet written
+        self._unwritten = 0  # files given and not yet written (or skipped after a failure)
+        self._error: OSError | None = None
+        self._thread = threading.Thread(target=self._run, name="phishme-intel pending files", daemon=True)
+        self._thread.start()
+
+    def put(self, target: str, pending: str, data: bytes) -> None:
+        """Have ``data`` written to ``pending`` (the content of ``target``); waits while too much is held."""
+        with self._changed:
+            while self._held and self._held + len(data) > self._limit and self._error is None:
+                self._changed.wait()
+            self._raise()
+            self._queue.append((target, pending, data))
+            self._held += len(data)
+            self._unwritten += 1
+            self._changed.notify_all()
+
+    def wait(self) -> None:
+        """Wait until every file given is written."""
+        with self._changed:
+            while self._unwritten:
+                self._changed.wait()
+            self._raise()
+
+    def finish(self) -> None:
+        """Write every file given, then end the thread."""
+        self._stop()
+        self._raise()
+
+    def cancel(self) -> None:
+        """End the thread once the file being written (if any) is; the others given are not written."""
+        with self._changed:
+            self._unwritten -= len(self._queue)
+            self._held -= sum(len(item[2]) for item in self._queue if item is not None)
+            self._queue.clear()
+        self._stop()
+
+    def _stop(self) -> None:
+        with self._changed:
+            self._queue.append(None)
+            self._changed.notify_all()
+        self._thread.join()
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            raise OSError(self._error.errno, reason(self._error), self._error.filename)
+
+    def _run(self) -> None:
+        while True:
+            with self._changed:
+                while not self._queue:
+                    self._changed.wait()
+                item = self._queue.popleft()
+            if item is None:
+                return
+            target, pending, data = item
+            error = None
+            if self._error is None:
+                try:
+                    _write_pending(target, pending, data)
+                except OSError as exc:
+                    error = OSError(exc.errno, reason(exc), target)
+            with self._changed:
+                self._error = self._error or error
+                self._held -= len(data)
+                self._unwritten -= 1
+                self._changed.notify_all()
+
+
+def _write_pending(target: str, pending: str, data: bytes) -> None:
+    """Write ``data`` to the new file ``pending`` with the permission bits of ``target`` (the umask's if none)."""
+    try:
+        replaced: os.stat_result | None = os.lstat(target)
+    except FileNotFoundError:
+        replaced = None
+    if replaced is not None and stat.S_ISLNK(replaced.st_mode):
+        raise _link_error(target)
+    fd = open_no_follow(pending, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    try:
+        rest = memoryview(data)
+        while rest:
+            rest = rest[os.write(fd, rest):]
+        if replaced is not None:
+            os.fchmod(fd, replaced.st_mode & 0o7777)
+    finally:
+        os.close(fd)
 
 
 def remove_pending(folder: str) -> None:

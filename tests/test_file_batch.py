@@ -1,0 +1,122 @@
+"""FileBatch: files replaced together at a commit, their pending files written by the batch's thread.
+
+Real files in a temporary folder. Nothing here waits for time: each case waits for the
+batch (its commit, :meth:`~FileBatch.pending`, :meth:`~FileBatch.drop`), which waits for
+its thread.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from phishme_intel.files import FileBatch
+
+
+def in_thread(work):
+    """Run ``work`` in a thread that is not the main thread; return what it returned, or raise what it raised."""
+    with ThreadPoolExecutor(1) as other:
+        return other.submit(work).result()
+
+
+def names(folder):
+    return sorted(os.listdir(folder))
+
+
+def test_files_written_from_another_thread_appear_whole_at_the_commit(tmp_path):
+    batch = FileBatch(held=50_000)  # fewer bytes than the files: the batch waits for its thread
+    contents = {str(tmp_path / f"t{n}.json"): bytes([n % 256]) * (10_000 + n) for n in range(40)}
+
+    def write():
+        for target, data in contents.items():
+            batch.write(target, [data[:5], data[5:]])
+        return names(tmp_path)
+
+    waiting = in_thread(write)
+    assert all(name.startswith(".") and name.endswith(".json.pending") for name in waiting)
+    in_thread(batch.commit)
+
+    assert {str(tmp_path / name): (tmp_path / name).read_bytes() for name in names(tmp_path)} == contents
+
+
+def test_a_later_write_of_the_same_target_wins_and_pending_waits_for_it(tmp_path):
+    batch = FileBatch()
+    target = str(tmp_path / "t.json")
+    for n in range(20):
+        batch.write(target, [b"version %d\n" % n])
+
+    with open(batch.pending(target), "rb") as pending:
+        assert pending.read() == b"version 19\n"
+    batch.commit()
+    assert names(tmp_path) == ["t.json"] and (tmp_path / "t.json").read_bytes() == b"version 19\n"
+
+
+def test_a_replaced_file_keeps_its_permission_bits_and_a_new_one_gets_the_umasks(tmp_path):
+    kept = tmp_path / "kept.json"
+    kept.write_bytes(b"old\n")
+    kept.chmod(0o604)
+    batch = FileBatch()
+    batch.write(str(kept), [b"new\n"])
+    batch.write(str(tmp_path / "new.json"), [b"new\n"])
+
+    batch.commit()
+
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(kept.stat().st_mode) == 0o604 and kept.read_bytes() == b"new\n"
+    assert stat.S_IMODE((tmp_path / "new.json").stat().st_mode) == 0o666 & ~umask
+
+
+def test_a_failed_write_fails_the_commit_naming_its_target_and_replaces_nothing(tmp_path):
+    elsewhere = tmp_path / "precious.txt"
+    elsewhere.write_bytes(b"precious\n")
+    link = tmp_path / "b.json"
+    link.symlink_to(elsewhere)
+    (tmp_path / "a.json").write_bytes(b"old\n")
+    batch = FileBatch()
+    for name in ("a.json", "b.json", "c.json"):
+        batch.write(str(tmp_path / name), [b"new\n"])
+
+    with pytest.raises(OSError, match="is a symbolic link") as failure:
+        batch.commit()
+
+    assert failure.value.filename == str(link)
+    assert (tmp_path / "a.json").read_bytes() == b"old\n" and elsewhere.read_bytes() == b"precious\n"
+    assert link.is_symlink() and not (tmp_path / "c.json").exists()
+    batch.discard()
+    assert names(tmp_path) == ["a.json", "b.json", "precious.txt"]
+
+
+def test_after_a_failed_write_the_next_call_that_waits_raises_it(tmp_path):
+    batch = FileBatch()
+    missing = str(tmp_path / "no-such-folder" / "a.json")
+    batch.write(missing, [b"new\n"])
+    batch.write(str(tmp_path / "b.json"), [b"new\n"])
+
+    with pytest.raises(FileNotFoundError) as failure:
+        batch.pending(str(tmp_path / "b.json"))
+
+    assert failure.value.filename == missing
+    with pytest.raises(FileNotFoundError):
+        batch.write(str(tmp_path / "c.json"), [b"new\n"])
+    batch.discard()
+    assert names(tmp_path) == []
+
+
+def test_drop_and_discard_leave_no_pending_file_even_when_written_after_the_call(tmp_path):
+    batch = FileBatch(held=1)  # one file waits at a time
+    for n in range(30):
+        batch.write(str(tmp_path / f"t{n}.json"), [b"x" * 4096])
+    batch.drop(str(tmp_path / "t29.json"))
+    assert len(batch) == 29 and str(tmp_path / "t29.json") not in batch
+    assert ".t29.json.pending" not in names(tmp_path)
+    for n in range(30):
+        batch.write(str(tmp_path / f"u{n}.json"), [b"x" * 4096])
+
+    batch.discard()
+    batch.commit()
+
+    assert names(tmp_path) == [] and len(batch) == 0
