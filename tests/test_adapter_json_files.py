@@ -154,6 +154,20 @@ def test_jsonl_has_one_upsert_or_delete_event_per_line(tmp_path):
     assert all(e["time"].endswith("Z") for e in events)
 
 
+def test_an_upsert_event_holds_the_threats_json_text_as_received_on_one_line(tmp_path):
+    first, second = sample_threats(malware=1, phish=1)
+    spaced = parse_threat(first.raw, json.dumps(first.raw, separators=(", ", ": ")))
+    pretty = parse_threat(second.raw, json.dumps(second.raw, indent=2))  # line breaks between its tokens
+    path = tmp_path / "threats.jsonl"
+
+    deliver(JsonFilesAdapter(settings(tmp_path, threat_files="False", jsonl_file=str(path))), [spaced, pretty])
+
+    lines = path.read_bytes().split(b"\n")
+    assert len(lines) == 3 and lines[2] == b""
+    assert lines[0].endswith(b',"threat":' + spaced.json.encode() + b"}")
+    assert [json.loads(line)["threat"] for line in lines[:2]] == [spaced.raw, pretty.raw]
+
+
 def test_jsonl_appends_nothing_for_a_run_that_does_not_commit(tmp_path):
     path = tmp_path / "threats.jsonl"
 

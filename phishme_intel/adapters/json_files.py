@@ -29,6 +29,8 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import orjson
+
 from ..errors import AdapterError
 from ..files import (
     FileBatch,
@@ -92,16 +94,17 @@ class JsonFilesAdapter(Adapter):
 
     def deliver(self, threats: Sequence[Threat]) -> None:
         for threat in threats:
+            text = threat.json.encode("utf-8")
             if self.folder is not None:
-                self._write(self.folder, threat)
+                self._write(self.folder, threat, text)
             if self.jsonl_file is not None:
-                self._events.add(_event("upsert", threat.ref, threat=threat.raw))
+                self._events.add(_upsert_event(threat, text))
 
     def withdraw(self, refs: Sequence[ThreatRef]) -> None:
         if self.folder is not None:
             for ref in refs:
                 if ref in self._written:
-                    self._files.drop(self._written.pop(ref))
+                    self._drop(self._written.pop(ref))
             self._remove(self.folder, refs)
         if self.jsonl_file is not None:
             for ref in refs:
@@ -132,26 +135,36 @@ class JsonFilesAdapter(Adapter):
         self._written.clear()
         self._changed_folders.clear()
 
-    def _write(self, root: str, threat: Threat) -> None:
+    def _write(self, root: str, threat: Threat, text: bytes) -> None:
         folder = root
         if self.dated:
             day = dt.datetime.fromtimestamp(threat.first_published / 1000, dt.timezone.utc)
             folder = os.path.join(root, day.strftime("%Y-%m-%d"))
         target = os.path.join(folder, _file_name(threat.ref))
-        try:
-            if folder not in self._folders:
+        if folder not in self._folders:
+            try:
                 if make_folder(folder):
                     self._changed_folders.add(root)
                 else:
                     remove_pending(folder)  # left by a run that died before its commit
+            except OSError as exc:
+                raise AdapterError(self.name, f"cannot write {target}: {reason(exc)}") from None
             self._folders.add(folder)
-            previous = self._written.pop(threat.ref, None)
-            if previous is not None and previous != target:
-                self._files.drop(previous)
-            self._files.write(target, [threat.json.encode("utf-8"), b"\n"])
-            self._written[threat.ref] = target
+        previous = self._written.pop(threat.ref, None)
+        if previous is not None and previous != target:
+            self._drop(previous)
+        try:
+            self._files.write(target, [text, b"\n"])
+        except OSError as exc:  # this file's, or one written before it (see FileBatch)
+            raise AdapterError(self.name, f"cannot write {exc.filename}: {reason(exc)}") from None
+        self._written[threat.ref] = target
+
+    def _drop(self, target: str) -> None:
+        """Forget the file written for ``target`` since the last commit."""
+        try:
+            self._files.drop(target)
         except OSError as exc:
-            raise AdapterError(self.name, f"cannot write {target}: {reason(exc)}") from None
+            raise AdapterError(self.name, f"cannot write {exc.filename}: {reason(exc)}") from None
 
     def _remove(self, root: str, refs: Sequence[ThreatRef]) -> None:
         """Remove each threat's file from the root folder or any date folder (the layout may have changed)."""
@@ -176,7 +189,18 @@ def _file_name(ref: ThreatRef) -> str:
     return f"{ref.kind}_{ref.id}.json"
 
 
-def _event(action: str, ref: ThreatRef, **extra: Any) -> bytes:
+def _event(action: str, ref: ThreatRef) -> bytes:
     now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    event = {"action": action, "time": now, "threat_type": ref.kind, "threat_id": ref.id, **extra}
-    return json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode()
+    return orjson.dumps({"action": action, "time": now, "threat_type": ref.kind, "threat_id": ref.id})
+
+
+def _upsert_event(threat: Threat, text: bytes) -> bytes:
+    """The upsert event of ``threat``, its ``threat`` member ``text``, the threat's JSON text as received.
+
+    That text is spliced in, not encoded again from the decoded threat (which cost more than
+    writing the threat's file); text with a line break between its tokens (an API answer
+    pretty-printed) is encoded compactly instead, so the event stays on one line.
+    """
+    if b"\n" in text or b"\r" in text:
+        text = json.dumps(threat.raw, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return b"".join((_event("upsert", threat.ref)[:-1], b',"threat":', text, b"}"))
