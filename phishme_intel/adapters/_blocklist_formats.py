@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 FORMATS = ("plain", "rpz", "unbound", "nftables", "ipset", "squid")
 RPZ_ORIGIN = "rpz.phishme-intel"
@@ -40,6 +40,8 @@ IPSET = "phishme_intel_ipv4"
 _MAX_NAME = 253
 _SERIAL = re.compile(rb"SOA \S+ \S+ \((\d+) ")
 _PER_LINE = 500
+_RPZ_LAST_HEAD_LINE = b"@ NS localhost.\n"
+_CHUNK = 65536  # characters of text per piece of a file given as pieces
 
 
 def formats(raw: str) -> tuple[str, ...]:
@@ -52,36 +54,34 @@ def formats(raw: str) -> tuple[str, ...]:
 
 
 def files(fmt: str, domains: Sequence[str], addresses: Sequence[str],
-          previous: Callable[[str], bytes | None]) -> dict[str, bytes]:
+          previous: Callable[[str], bytes | None]) -> dict[str, Iterator[bytes]]:
     """The files of ``fmt`` (not ``plain``) for sorted canonical ``domains`` and ``addresses``, by file name.
 
-    ``previous(name)`` is the file's current content (None when there is none): the RPZ
-    keeps its serial when nothing else changed.
+    Each file comes in pieces of about 64 KiB, made as they are asked for (never a whole
+    file's text at once, but the RPZ's). ``previous(name)`` is the file's current content
+    (None when there is none): the RPZ keeps its serial when nothing else changed.
     """
     if fmt == "rpz":
-        return {"phishme_intel.rpz": rpz(domains, previous("phishme_intel.rpz"))}
+        return {"phishme_intel.rpz": iter([rpz(domains, previous("phishme_intel.rpz"))])}
     if fmt == "unbound":
-        return {"unbound-local-zones.conf": unbound(domains)}
+        return {"unbound-local-zones.conf": _pieces(_unbound_lines(domains))}
     if fmt == "nftables":
-        return {"ipv4.nft": nftables(addresses)}
+        return {"ipv4.nft": _pieces(_nftables_lines(addresses))}
     if fmt == "ipset":
-        return {"ipv4.ipset": ipset(addresses)}
+        return {"ipv4.ipset": _pieces(_ipset_lines(addresses))}
     if fmt == "squid":
-        return {"squid-dstdomain.acl": squid_dstdomain(domains), "squid-dst.acl": _lines(addresses)}
+        return {"squid-dstdomain.acl": _pieces(f".{name}\n" for name in _widest(domains)),
+                "squid-dst.acl": _pieces(f"{address}\n" for address in addresses)}
     raise ValueError(f"unknown blocklist format {fmt!r}")
 
 
 def rpz(domains: Sequence[str], previous: bytes | None = None) -> bytes:
     """The RPZ zone file; its serial stays that of ``previous`` when the records are the same, else grows."""
-    records = []
-    for name in _widest(domains, keep_wildcards=True):
-        owners = [name] if name.startswith("*.") else [name, f"*.{name}"]
-        records += [f"{owner} CNAME .\n" for owner in owners if len(owner) + 1 + len(RPZ_ORIGIN) <= _MAX_NAME]
-    body = "".join(records).encode()
+    body = b"".join(_pieces(_rpz_records(domains)))
     old_serial = 0
     if previous is not None and (found := _SERIAL.search(previous)):
         old_serial = int(found.group(1))
-        if previous.endswith(b"@ NS localhost.\n" + body):
+        if previous.endswith(body) and previous.endswith(_RPZ_LAST_HEAD_LINE, 0, len(previous) - len(body)):
             return previous
     serial = max(old_serial + 1, int(time.time())) % 2**32
     head = (f"; phishme-intel Response Policy Zone: NXDOMAIN for each listed domain and its subdomains\n"
@@ -89,48 +89,74 @@ def rpz(domains: Sequence[str], previous: bytes | None = None) -> bytes:
     return head.encode() + body
 
 
+def _rpz_records(domains: Sequence[str]) -> Iterator[str]:
+    for name in _widest(domains, keep_wildcards=True):
+        for owner in [name] if name.startswith("*.") else [name, f"*.{name}"]:
+            if len(owner) + 1 + len(RPZ_ORIGIN) <= _MAX_NAME:
+                yield f"{owner} CNAME .\n"
+
+
 def unbound(domains: Sequence[str]) -> bytes:
     """The Unbound include: one ``always_nxdomain`` local zone per domain, covering its subdomains."""
-    zones = "".join(f'    local-zone: "{name}." always_nxdomain\n' for name in _widest(domains))
-    return f"# phishme-intel blocklist for Unbound: include it in unbound.conf\nserver:\n{zones}".encode()
+    return b"".join(_pieces(_unbound_lines(domains)))
 
 
 def nftables(addresses: Sequence[str]) -> bytes:
     """The nftables script: the set created if missing, then emptied and filled in the same transaction."""
-    lines = [
-        "# phishme-intel IPv4 blocklist for nftables: nft -f this file (one transaction)",
-        f"add table {NFT_TABLE}",
-        f"add set {NFT_TABLE} {NFT_SET} {{ type ipv4_addr; }}",
-        f"flush set {NFT_TABLE} {NFT_SET}",
-    ]
-    for start in range(0, len(addresses), _PER_LINE):
-        lines.append(f"add element {NFT_TABLE} {NFT_SET} {{ {', '.join(addresses[start:start + _PER_LINE])} }}")
-    return ("\n".join(lines) + "\n").encode()
+    return b"".join(_pieces(_nftables_lines(addresses)))
 
 
 def ipset(addresses: Sequence[str]) -> bytes:
     """The ``ipset restore`` file: a new set filled, then swapped with the live one and destroyed."""
-    create = "hash:ip family inet maxelem 1048576 -exist"
-    lines = [f"create {IPSET} {create}", f"create {IPSET}_new {create}", f"flush {IPSET}_new"]
-    lines += [f"add {IPSET}_new {address}" for address in addresses]
-    lines += [f"swap {IPSET}_new {IPSET}", f"destroy {IPSET}_new"]
-    return ("\n".join(lines) + "\n").encode()
+    return b"".join(_pieces(_ipset_lines(addresses)))
 
 
 def squid_dstdomain(domains: Sequence[str]) -> bytes:
     """Squid's ``dstdomain`` list: ``.name`` (the domain and its subdomains), none under another."""
-    return "".join(f".{name}\n" for name in _widest(domains)).encode()
+    return b"".join(_pieces(f".{name}\n" for name in _widest(domains)))
 
 
-def _lines(values: Sequence[str]) -> bytes:
-    return "".join(f"{value}\n" for value in values).encode()
+def _unbound_lines(domains: Sequence[str]) -> Iterator[str]:
+    yield "# phishme-intel blocklist for Unbound: include it in unbound.conf\nserver:\n"
+    for name in _widest(domains):
+        yield f'    local-zone: "{name}." always_nxdomain\n'
 
 
-def _widest(domains: Sequence[str], keep_wildcards: bool = False) -> list[str]:
+def _nftables_lines(addresses: Sequence[str]) -> Iterator[str]:
+    yield "# phishme-intel IPv4 blocklist for nftables: nft -f this file (one transaction)\n"
+    yield f"add table {NFT_TABLE}\nadd set {NFT_TABLE} {NFT_SET} {{ type ipv4_addr; }}\n"
+    yield f"flush set {NFT_TABLE} {NFT_SET}\n"
+    for start in range(0, len(addresses), _PER_LINE):
+        yield f"add element {NFT_TABLE} {NFT_SET} {{ {', '.join(addresses[start:start + _PER_LINE])} }}\n"
+
+
+def _ipset_lines(addresses: Sequence[str]) -> Iterator[str]:
+    create = "hash:ip family inet maxelem 1048576 -exist"
+    yield f"create {IPSET} {create}\ncreate {IPSET}_new {create}\nflush {IPSET}_new\n"
+    for address in addresses:
+        yield f"add {IPSET}_new {address}\n"
+    yield f"swap {IPSET}_new {IPSET}\ndestroy {IPSET}_new\n"
+
+
+def _pieces(lines: Iterable[str]) -> Iterator[bytes]:
+    """``lines`` joined and encoded in pieces of about :data:`_CHUNK` characters."""
+    piece: list[str] = []
+    size = 0
+    for line in lines:
+        piece.append(line)
+        size += len(line)
+        if size >= _CHUNK:
+            yield "".join(piece).encode()
+            piece, size = [], 0
+    if piece:
+        yield "".join(piece).encode()
+
+
+def _widest(domains: Sequence[str], keep_wildcards: bool = False) -> Iterator[str]:
     """The domains without those a listed domain covers, sorted; ``*.name`` as ``name`` unless kept."""
     names = {name if keep_wildcards else name.removeprefix("*.") for name in domains}
-    plain = {name for name in names if not name.startswith("*.")}
-    kept = []
+    # without wildcards kept, no name is left starting with "*.": the gate allows none after the first
+    plain = {name for name in names if not name.startswith("*.")} if keep_wildcards else names
     for name in sorted(names):
         parent = name.removeprefix("*.")
         if name.startswith("*.") and parent in plain:
@@ -139,5 +165,4 @@ def _widest(domains: Sequence[str], keep_wildcards: bool = False) -> list[str]:
         while parent and parent not in plain:
             parent = parent.partition(".")[2]
         if not parent:
-            kept.append(name)
-    return kept
+            yield name

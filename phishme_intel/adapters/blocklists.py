@@ -184,9 +184,10 @@ class BlocklistsAdapter(Adapter):
                 values[kind] = self._list_kind(kind, iter(()), since, unrenderable)
         for fmt in others:
             found = _blocklist_formats.files(fmt, values.get("domain", []), values.get("ipv4", []), self._current)
-            for name, data in found.items():
+            for name, pieces in found.items():
                 with _Output(self, name, keep_same=True) as output:
-                    output.add(data)
+                    for piece in pieces:
+                        output.add(piece)
                     output.finish()
         if unrenderable:
             self.log.warning(
