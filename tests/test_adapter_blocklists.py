@@ -337,13 +337,17 @@ def test_a_sqlite_path_other_than_the_store_is_ignored_with_a_warning(tmp_path, 
     ]
 
 
-@pytest.mark.parametrize("raw", [{}, {"strip_url_scheme": "True", "min_impact": "none"}], ids=["default", "stripped"])
+@pytest.mark.parametrize("raw", [
+    {"csv": "True"},
+    {"csv": "True", "strip_url_scheme": "True", "min_impact": "none"},
+    {"strip_url_scheme": "True", "formats": "plain, unbound, nftables, ipset, squid"},
+], ids=["csv", "csv-stripped", "values-stripped"])
 def test_the_lists_from_the_postgresql_store_are_those_from_the_sqlite_store(tmp_path, pg_store, raw):
     threats = sample_threats(malware=8, phish=4)
-    from_sqlite = sync(tmp_path, threats, withdrawn=[threats[0].ref], kinds=EVERY_LINE_KIND, csv="True", **raw)
+    from_sqlite = sync(tmp_path, threats, withdrawn=[threats[0].ref], kinds=EVERY_LINE_KIND, **raw)
     written = files(tmp_path / "lists")
     fanout = Fanout([
-        BlocklistsAdapter(settings(tmp_path, folder="pg-lists", kinds=EVERY_LINE_KIND, csv="True", **raw)),
+        BlocklistsAdapter(settings(tmp_path, folder="pg-lists", kinds=EVERY_LINE_KIND, **raw)),
         pg_store.adapter(),
     ])
     fanout.open()

@@ -155,6 +155,14 @@ def test_reader_lists_indicators_of_the_kinds_asked_published_since(store):
     assert {(x.threat_type, x.threat_id, x.kind, x.value) for x in recent} == expected != set()
 
 
+def reader_rows(store, impacts):
+    reader = store.adapter().reader()
+    try:
+        return list(reader.listed(["url", "domain"], 0, impacts))
+    finally:
+        reader.close()
+
+
 def test_reader_lists_in_kind_and_value_order_urls_by_what_follows_the_scheme_when_asked(store):
     threats = sample_threats(malware=4, phish=2)
     deliver(store.adapter(), threats)
@@ -163,11 +171,15 @@ def test_reader_lists_in_kind_and_value_order_urls_by_what_follows_the_scheme_wh
         by_value = [(x.kind, x.value) for x in reader.listed(["url", "domain"], 0)]
         by_rest = [(x.kind, x.value) for x in reader.listed(["url", "domain"], 0, url_without_scheme=True)]
         majors = {x.impact for x in reader.listed(["url", "domain"], 0, ["Major"])}
+        distinct = list(reader.listed_values(["url", "domain"], 0, url_without_scheme=True))
+        distinct_majors = list(reader.listed_values(["url", "domain"], 0, ["Major"]))
     finally:
         reader.close()
     assert by_value == sorted(by_value)
     assert by_rest == sorted(by_value, key=lambda row: (row[0], without_scheme(row[1]), row[1])) != by_value
     assert majors == {"Major"}
+    assert distinct == list(dict.fromkeys(by_rest))
+    assert distinct_majors == sorted({(x.kind, x.value) for x in reader_rows(store, ["Major"])})
 
 
 def test_reader_finds_exactly_the_kind_and_value_asked_with_context(store):

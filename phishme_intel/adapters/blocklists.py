@@ -42,7 +42,7 @@ import itertools
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from operator import attrgetter
+from operator import itemgetter
 from typing import Any, TypeVar
 
 from ..errors import AdapterError
@@ -169,16 +169,20 @@ class BlocklistsAdapter(Adapter):
 
         Each kind is read once: its list, its CSV and, for the other formats, its values.
         """
-        if self._store is None:
-            raise AdapterError(self.name, "opened without the store it is built from")
+        reader = self._reader
         self._read = 0
         unrenderable: set[str] = set()
         others = [fmt for fmt in self.formats if fmt != "plain"]
         values: dict[str, list[str]] = {}
         since = int((time.time() - self.max_age_days * 86400) * 1000) if self.max_age_days else 0
         wanted = self._wanted_kinds()
-        for kind, rows in itertools.groupby(self._listed(wanted, since), key=attrgetter("kind")):
-            values[kind] = self._list_kind(kind, rows, since, unrenderable)
+        if self._fresh and not self.csv:  # every row passed the gate on its way in: the distinct values suffice
+            distinct = reader.listed_values(wanted, since, self._impacts, url_without_scheme=self.strip_url_scheme)
+            for kind, pairs in itertools.groupby(distinct, key=itemgetter(0)):
+                values[kind] = self._list_values(kind, pairs)
+        else:
+            for kind, rows in itertools.groupby(self._listed(wanted, since), key=itemgetter(0)):
+                values[kind] = self._list_kind(kind, rows, since, unrenderable)
         for kind in wanted:
             if kind not in values:
                 values[kind] = self._list_kind(kind, iter(()), since, unrenderable)
@@ -203,33 +207,56 @@ class BlocklistsAdapter(Adapter):
         already written cannot be streamed (:class:`_OutOfOrder`): the kind is then read
         again and its entries gathered in memory first.
         """
-        names = []
-        if "plain" in self.formats and kind in self.kinds:
-            names = [f"{kind}.txt", *([f"{kind}.csv"] if self.csv else [])]
-        keep = kind in ("domain", "ipv4") and any(fmt != "plain" for fmt in self.formats)
         try:
-            return self._write_kind(kind, rows, names, keep, unrenderable, streamed=True)
+            entries = self._entries(kind, rows, unrenderable, streamed=True)
+            return self._write_kind(kind, ((entry.value, entry) for entry in entries))
         except _OutOfOrder:
-            again = self._listed((kind,), since)
-            return self._write_kind(kind, again, names, keep, unrenderable, streamed=False)
+            entries = self._entries(kind, self._listed((kind,), since), unrenderable, streamed=False)
+            return self._write_kind(kind, ((entry.value, entry) for entry in entries))
 
-    def _write_kind(self, kind: str, rows: Iterator[Listing], names: Sequence[str], keep: bool,
-                    unrenderable: set[str], streamed: bool) -> list[str]:
-        """Write the files ``names`` (``.txt``, ``.csv``) of ``kind`` as its entries come; its values when ``keep``."""
+    def _list_values(self, kind: str, pairs: Iterator[tuple[str, str]]) -> list[str]:
+        """Write the list of ``kind`` (no CSV) from the store's distinct ``(kind, value)`` ``pairs``
+        of rows that passed this run's gate; its values when the other formats need them."""
+        allowlist = self.gate.allowlist
+        stripped = kind == "url" and self.strip_url_scheme
+
+        def values() -> Iterator[str]:
+            last = None
+            for _kind, value in pairs:
+                if allowlist and allowlist.covers(kind, value):
+                    continue
+                if stripped:
+                    value = without_scheme(value)
+                if value != last:  # http and https of one URL come one after the other, the same once stripped
+                    yield value
+                    last = value
+
+        return self._write_kind(kind, ((value, None) for value in values()))
+
+    def _names(self, kind: str) -> list[str]:
+        """The files of the plain lists of ``kind``: its ``.txt``, and its ``.csv`` when ``csv``."""
+        if "plain" in self.formats and kind in self.kinds:
+            return [f"{kind}.txt", *([f"{kind}.csv"] if self.csv else [])]
+        return []
+
+    def _write_kind(self, kind: str, entries: Iterator[tuple[str, Listing | None]]) -> list[str]:
+        """Write the files of ``kind`` as its ``(value, entry)`` come (the entry for the CSV); its values
+        when the other formats need them."""
         kept: list[str] = []
+        keep = kind in ("domain", "ipv4") and any(fmt != "plain" for fmt in self.formats)
         with contextlib.ExitStack() as stack:
-            outputs = [stack.enter_context(_Output(self, name, keep_same=True)) for name in names]
+            outputs = [stack.enter_context(_Output(self, name, keep_same=True)) for name in self._names(kind)]
             if len(outputs) > 1:
                 outputs[1].add_row(CSV_COLUMNS)
             count = 0
-            for entry in self._entries(kind, rows, unrenderable, streamed):
+            for value, entry in entries:
                 count += 1
                 if outputs:
-                    outputs[0].add_line(f"{entry.value}\n")
-                if len(outputs) > 1:
+                    outputs[0].add_line(f"{value}\n")
+                if len(outputs) > 1 and entry is not None:
                     outputs[1].add_row(_csv_cells(entry))
                 if keep:
-                    kept.append(entry.value)
+                    kept.append(value)
             for output in outputs:
                 output.finish()
         self.log.debug("%s: %d entries", kind, count)
@@ -282,11 +309,15 @@ class BlocklistsAdapter(Adapter):
             elif (admitted := self._admit(kind, row)) is not None:
                 yield without_scheme(row.value) if stripped else row.value, admitted
 
-    def _listed(self, kinds: Sequence[str], since: int) -> Iterator[Listing]:
-        """The store's rows of ``kinds`` of the impacts listed, whose threat was last published since ``since``."""
+    @property
+    def _reader(self) -> StoreReader:
         if self._store is None:
             raise AdapterError(self.name, "opened without the store it is built from")
-        return self._store.listed(kinds, since, self._impacts, url_without_scheme=self.strip_url_scheme)
+        return self._store
+
+    def _listed(self, kinds: Sequence[str], since: int) -> Iterator[Listing]:
+        """The store's rows of ``kinds`` of the impacts listed, whose threat was last published since ``since``."""
+        return self._reader.listed(kinds, since, self._impacts, url_without_scheme=self.strip_url_scheme)
 
     @property
     def _impacts(self) -> list[str] | None:

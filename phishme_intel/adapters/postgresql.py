@@ -43,6 +43,7 @@ from psycopg.conninfo import conninfo_to_dict
 
 from ..errors import AdapterError
 from ..models import Threat, ThreatRef
+from ..models.limits import LATEST_TIME_MS
 from ..options import REQUIRED, Option, secret, text
 from .base import Adapter
 from .store import FETCH_ROWS, Listing, Sighting, StoreReader, chunks
@@ -293,18 +294,34 @@ class PostgresqlReader(StoreReader):
 
     def listed(self, kinds: Sequence[str], since: int, impacts: Collection[str] | None = None,
                url_without_scheme: bool = False) -> Iterator[Listing]:
+        query = _LISTING.format(detail="") + " WHERE t.last_published >= %s AND i.kind = ANY(%s)"
+        rows = self._listing(query, (_instant(since),), kinds, impacts, url_without_scheme)
+        return itertools.starmap(Listing, rows)
+
+    def listed_values(self, kinds: Sequence[str], since: int, impacts: Collection[str] | None = None,
+                      url_without_scheme: bool = False) -> Iterator[tuple[str, str]]:
+        query = ("SELECT kind, value FROM (SELECT DISTINCT i.kind, i.value FROM indicators AS i JOIN threats AS t "
+                 "ON t.threat_type = i.threat_type AND t.threat_id = i.threat_id "
+                 "WHERE t.last_published BETWEEN %s AND %s AND i.kind = ANY(%s)")
+        times = (_instant(since), _instant(LATEST_TIME_MS))
+        return self._listing(query, times, kinds, impacts, url_without_scheme, inner=True)
+
+    def _listing(self, query: str, times: tuple[dt.datetime, ...], kinds: Sequence[str],
+                 impacts: Collection[str] | None, url_without_scheme: bool, inner: bool = False,
+                 ) -> Iterator[tuple[Any, ...]]:
+        """The rows of ``query`` (``inner``: a subquery to close) of ``kinds`` and ``impacts``, in the
+        order :meth:`listed` gives, on a server-side cursor fetching :data:`.store.FETCH_ROWS` at a time."""
         order = f'{URL_WITHOUT_SCHEME} COLLATE "C", ' if url_without_scheme else ""
-        query = (_LISTING.format(detail="") + " WHERE t.last_published >= %s AND i.kind = ANY(%s)"
-                 + ("" if impacts is None else " AND i.impact = ANY(%s)")
-                 + f' ORDER BY i.kind, {order}i.value COLLATE "C"')
-        params = (_instant(since), list(kinds), *(() if impacts is None else (list(impacts),)))
+        query += ("" if impacts is None else " AND i.impact = ANY(%s)") + (") AS i" if inner else "")
+        query += f' ORDER BY i.kind, {order}i.value COLLATE "C"'
+        params = (*times, list(kinds), *(() if impacts is None else (list(impacts),)))
         self._cursors += 1
         try:
             with self._db.transaction(), self._db.cursor(name=f"listed_{self._cursors}") as cursor:
                 cursor.itersize = FETCH_ROWS
                 cursor.execute(query, params)
                 while rows := cursor.fetchmany(FETCH_ROWS):
-                    yield from itertools.starmap(Listing, rows)
+                    yield from rows
         except psycopg.Error as exc:
             raise self._adapter.failure("cannot read", exc) from None
 

@@ -42,6 +42,7 @@ from typing import Any
 from ..errors import AdapterError
 from ..files import writable_file_problem
 from ..models import Threat, ThreatRef
+from ..models.limits import LATEST_TIME_MS
 from ..options import Option, path
 from .base import Adapter
 from .store import FETCH_ROWS, Listing, Sighting, StoreReader, chunks
@@ -111,12 +112,22 @@ FIND = _LISTING.format(detail=", json_extract(t.json, '$.threatDetailURL')") + "
 #: CROSS JOIN keeps SQLite to this order: each threat once, then its indicators by their key. The
 #: other order looked up a threat (a 64 KiB page) for every indicator it read: five times the CPU
 #: and ten times the wall time of a W1 store's rebuild.
-LISTED = """
+_LISTED_FROM = ("FROM threats AS t CROSS JOIN indicators AS i "
+                "ON i.threat_type = t.threat_type AND i.threat_id = t.threat_id")
+LISTED = f"""
 SELECT i.kind, i.value, i.impact, i.role, i.malware_family, t.threat_type, t.threat_id, t.label,
        t.first_published, t.last_published
-FROM threats AS t CROSS JOIN indicators AS i ON i.threat_type = t.threat_type AND i.threat_id = t.threat_id
-WHERE t.last_published >= ? AND i.kind IN ({kinds}){impacts}
-ORDER BY i.kind, {order}
+{_LISTED_FROM}
+WHERE t.last_published >= ? AND i.kind IN ({{kinds}}){{impacts}}
+ORDER BY i.kind, {{order}}
+"""
+#: What :meth:`SqliteReader.listed_values` reads: the distinct kinds and values of :data:`LISTED`
+#: whose threat's last published time is an integer between the two ``?`` (``since`` and the last time).
+LISTED_VALUES = f"""
+SELECT DISTINCT i.kind, i.value
+{_LISTED_FROM}
+WHERE t.last_published BETWEEN ? AND ? AND typeof(t.last_published) = 'integer' AND i.kind IN ({{kinds}}){{impacts}}
+ORDER BY i.kind, {{order}}
 """
 #: A URL's value without its scheme, as :func:`.store.without_scheme` gives it (other kinds: the value).
 URL_WITHOUT_SCHEME = ("CASE WHEN i.kind = 'url' AND instr(i.value, '://') > 0 "
@@ -311,14 +322,24 @@ class SqliteReader(StoreReader):
 
     def listed(self, kinds: Sequence[str], since: int, impacts: Collection[str] | None = None,
                url_without_scheme: bool = False) -> Iterator[Listing]:
+        rows = self._listing(LISTED, (since,), kinds, impacts, url_without_scheme)
+        return itertools.starmap(Listing, rows)
+
+    def listed_values(self, kinds: Sequence[str], since: int, impacts: Collection[str] | None = None,
+                      url_without_scheme: bool = False) -> Iterator[tuple[str, str]]:
+        return self._listing(LISTED_VALUES, (since, LATEST_TIME_MS), kinds, impacts, url_without_scheme)
+
+    def _listing(self, sql: str, times: tuple[int, ...], kinds: Sequence[str], impacts: Collection[str] | None,
+                 url_without_scheme: bool) -> Iterator[tuple[Any, ...]]:
+        """The rows of :data:`LISTED` or :data:`LISTED_VALUES`, fetched :data:`.store.FETCH_ROWS` at a time."""
         among = () if impacts is None else tuple(impacts)
-        query = LISTED.format(kinds=", ".join("?" * len(kinds)),
-                              impacts="" if impacts is None else f" AND i.impact IN ({', '.join('?' * len(among))})",
-                              order=f"{URL_WITHOUT_SCHEME}, i.value" if url_without_scheme else "i.value")
+        query = sql.format(kinds=", ".join("?" * len(kinds)),
+                           impacts="" if impacts is None else f" AND i.impact IN ({', '.join('?' * len(among))})",
+                           order=f"{URL_WITHOUT_SCHEME}, i.value" if url_without_scheme else "i.value")
         try:
-            cursor = self._db.execute(query, (since, *kinds, *among))
+            cursor = self._db.execute(query, (*times, *kinds, *among))
             while rows := cursor.fetchmany(FETCH_ROWS):
-                yield from itertools.starmap(Listing, rows)
+                yield from rows
         except sqlite3.Error as exc:
             raise AdapterError(self.name, f"cannot read the {self.where}: {exc}") from None
 

@@ -85,6 +85,12 @@ class StoreReader(ABC):
         """
 
     @abstractmethod
+    def listed_values(self, kinds: Sequence[str], since: int, impacts: Collection[str] | None = None,
+                      url_without_scheme: bool = False) -> Iterator[tuple[str, str]]:
+        """The distinct ``(kind, value)`` of :meth:`listed`, in its order, leaving out the indicators
+        of threats whose last published time is not one from 1970 to 9999 (epoch milliseconds)."""
+
+    @abstractmethod
     def find(self, wanted: Collection[tuple[str, str]]) -> list[Listing]:
         """The indicators listed now whose ``(kind, value)`` is in ``wanted``, with their detail URL."""
 
