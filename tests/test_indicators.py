@@ -23,6 +23,8 @@ from phishme_intel.models.indicators import (
     _rules,
     candidates,
     canonical,
+    judge,
+    quick,
     verdict,
 )
 
@@ -100,6 +102,33 @@ def test_canonicalising_twice_changes_nothing_and_a_canonical_value_always_passe
         with pytest.raises(RejectedIndicator) as rejected:
             canonical(kind, value)
         assert rejected.value.reason == first.reason
+
+
+@given(st.sampled_from(KINDS), names | hostile_text | st.builds("{}://{}{}".format, st.sampled_from(
+    ["http", "https", "ftp", "HTTP", "hxxp"]), names, st.text("/?#az.:@%()[]{}<>\\ü \n", max_size=10))
+    | st.builds("{}@{}".format, labels, names))
+@example("url", "http://a.123/x")
+@example("url", "http://redacted.example/")
+@example("email", "\u212a@example.com")
+@example("domain", "xn--zz.example")
+@example("email", "a@github.io")
+def test_the_quick_path_gives_what_the_full_gate_gives(kind, value):
+    found = quick(kind, value)
+    assert found is None or found == judge(kind, value).value == judge(kind, value, keep_private_ips=True).value
+
+
+@pytest.mark.parametrize(("kind", "value", "expected"), [
+    ("url", "https://login.files-verify851.example.com/a/b.php?id=1#x", None),
+    ("domain", "files-verify851.example.co.uk", None),
+    ("email", "Billing.7@Files-Verify851.example.org", "billing.7@files-verify851.example.org"),
+    ("sender_email", "billing@files-verify851.example.org", None),
+    ("md5", "d41d8cd98f00b204e9800998ecf8427e", None),
+    ("sha1", "da39a3ee5e6b4b0d3255bfef95601890afd80709", None),
+    ("sha256", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", None),
+    ("subject", " Invoice #1234 ", "Invoice #1234"),
+])
+def test_values_the_vendor_writes_canonical_take_the_quick_path(kind, value, expected):
+    assert quick(kind, value) == (expected or value) == canonical(kind, value)
 
 
 @given(names)

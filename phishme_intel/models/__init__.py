@@ -48,7 +48,7 @@ from urllib.parse import urlsplit
 from ..errors import ThreatFormatError
 from . import indicators
 from .allowlist import Allowlist
-from .indicators import cached_verdict
+from .indicators import QUICK, cached_verdict
 from .limits import MAX_DEPTH, Unreadable, deeper_than, is_time
 
 MALWARE = "malware"
@@ -163,13 +163,15 @@ class Threat:
         distinct: dict[tuple[str, str], Indicator] = {}
         rejected: dict[tuple[str, str], Rejection] = {}
         for kind, sent, impact, role, family in found:
-            value, reason = cached_verdict(kind, sent, keep_private)
-            if value is None:
-                rejected.setdefault((kind, sent), Rejection(kind, sent, reason or "syntax"))
-            elif (kind, value) not in distinct:
+            quick = QUICK.get(kind)
+            if quick is None or (value := quick(sent)) is None:
+                value, reason = cached_verdict(kind, sent, keep_private)
+                if value is None:
+                    rejected.setdefault((kind, sent), Rejection(kind, sent, reason or "syntax"))
+                    continue
+            if (key := (kind, value)) not in distinct:
                 listed = covers is not None and covers(kind, value)
-                distinct[kind, value] = _make_indicator(
-                    (kind, value, impact if impact in _IMPACTS else None, role, family, listed))
+                distinct[key] = _new_tuple(Indicator, (kind, value, impact, role, family, listed))
         self._rejected = list(rejected.values())
         return list(distinct.values())
 
@@ -289,6 +291,12 @@ def _string(value: Any) -> str | None:
     return None
 
 
+def _impact(value: Any) -> str | None:
+    """One of :data:`IMPACTS`, or None."""
+    text = _string(value)
+    return text if text in _IMPACTS else None
+
+
 def _family(value: Any) -> str | None:
     if isinstance(value, dict):
         return _string(value.get("familyName"))
@@ -315,11 +323,11 @@ def _host_of(value: Any) -> str | None:
 
 
 _IMPACTS = frozenset(IMPACTS)
-#: A value found in a threat, before the gate: kind, value as sent, impact, role, malware family.
+#: A value found in a threat, before the gate: kind, value as sent, impact (one of IMPACTS), role, malware family.
 _Found = tuple[str, str, "str | None", "str | None", "str | None"]
 
 
-_make_indicator = Indicator._make  # tuple.__new__: no argument parsing in Python
+_new_tuple = tuple.__new__  # an Indicator without a call of Python code (its __new__, its _make)
 _IPV4_HOST = re.compile(r"[0-9]{1,3}(?:\.[0-9]{1,3}){3}")
 _BLOCK_KINDS = {"URL": "url", "Domain Name": "domain", "IPv4 Address": "ipv4", "Email": "email"}
 
@@ -335,11 +343,11 @@ def _malware_indicators(raw: dict[str, Any]) -> list[_Found]:
     for block in _items(raw, "blockSet"):
         kind = _BLOCK_KINDS.get(_string(block.get("blockType")) or "")
         if kind is not None and (value := _url_of(block.get("data_1")) or _string(block.get("data"))) is not None:
-            add((kind, value, _string(block.get("impact")), _string(block.get("role")),
+            add((kind, value, _impact(block.get("impact")), _string(block.get("role")),
                  _family(block.get("malwareFamily"))))
     for exe in _items(raw, "executableSet"):
         family = _family(exe.get("malwareFamily"))
-        impact = _string(exe.get("severityLevel"))
+        impact = _impact(exe.get("severityLevel"))
         for kind, key in _EXECUTABLE_HASHES:
             if (value := _string(exe.get(key))) is not None:
                 add((kind, value, impact, "executable", family))

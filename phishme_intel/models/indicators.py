@@ -31,7 +31,9 @@ subject
 
 :func:`canonical` gives a value's canonical form or raises :class:`RejectedIndicator` with
 one of :data:`REASONS`; :func:`candidates` turns a value an analyst pastes into the
-``(kind, value)`` pairs a lookup should ask for. Verdicts are cached per value.
+``(kind, value)`` pairs a lookup should ask for. A value the vendor already wrote in its
+canonical form (most are) is recognised by one regular expression of its kind (:func:`quick`);
+the verdicts on the others are cached per value.
 """
 
 from __future__ import annotations
@@ -80,6 +82,12 @@ _OCTET = "(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 _IPV4 = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
 _HEX = re.compile(r"[0-9a-f]+")
 _PORT = re.compile(r"[0-9]{1,5}")
+#: Two or more LDH labels in lower case, the last one not all digits (up to the end, or a URL's path).
+_QUICK_NAME = rf"(?:{_LDH}\.)+(?![0-9]+(?:[/?#]|\Z)){_LDH}"
+_QUICK_DOMAIN = re.compile(_QUICK_NAME)
+_QUICK_EMAIL = re.compile(rf"[a-z0-9._%+-]{{1,64}}@({_QUICK_NAME})")
+#: No user, no port; the path, query and fragment in printable ASCII, nothing :func:`_plain` would re-fang or reject.
+_QUICK_URL = re.compile(rf"(?:https?|ftp)://({_QUICK_NAME})(?:[/?#][^\x00-\x20\x7f-\U0010ffff\[({{<>]*)?")
 
 
 class RejectedIndicator(ValueError):
@@ -116,8 +124,19 @@ def canonical(kind: str, value: str, *, keep_private_ips: bool = False) -> str:
 
 
 def verdict(kind: str, value: str, *, keep_private_ips: bool = False) -> Verdict:
-    """:func:`canonical` as a :class:`Verdict`, without an exception (cached per value, see :func:`cached_verdict`)."""
-    return cached_verdict(kind, value, keep_private_ips)
+    """:func:`canonical` as a :class:`Verdict`, without an exception (:func:`quick`, else :func:`cached_verdict`)."""
+    found = quick(kind, value)
+    return cached_verdict(kind, value, keep_private_ips) if found is None else Verdict(found)
+
+
+def quick(kind: str, value: str) -> str | None:
+    """The canonical form of a value already written in it (plain lower-case ASCII, a hash, a public suffix's
+    child), without the cache; None when the value needs :func:`cached_verdict` to tell (most values need not).
+
+    Agrees with :func:`judge` wherever it gives a value, whatever ``keep_private_ips`` says.
+    """
+    check = QUICK.get(kind)
+    return None if check is None else check(value)
 
 
 @functools.lru_cache(maxsize=_CACHE_SIZE)
@@ -314,6 +333,52 @@ def _subject(text: str, keep_private_ips: bool) -> str:
     return text
 
 
+def _quick_domain(value: str) -> str | None:
+    if (_QUICK_DOMAIN.fullmatch(value) and len(value) <= 253 and "xn--" not in value and "redacted" not in value
+            and not _is_public_suffix(value)):
+        return value
+    return None
+
+
+def _quick_email(value: str) -> str | None:
+    if not value.isascii():
+        return None
+    value = value.lower()
+    found = _QUICK_EMAIL.fullmatch(value)
+    if found and len(name := found[1]) <= 253 and "xn--" not in name and "redacted" not in value \
+            and not _is_public_suffix(name):
+        return value
+    return None
+
+
+def _quick_url(value: str) -> str | None:
+    found = _QUICK_URL.fullmatch(value)
+    if (found and len(host := found[1]) <= 253 and "xn--" not in host and "redacted" not in value.lower()
+            and not _is_public_suffix(host)):
+        return value
+    return None
+
+
+def _quick_hash(length: int) -> Callable[[str], str | None]:
+    matches = re.compile(f"[0-9a-f]{{{length}}}").fullmatch
+
+    def check(value: str) -> str | None:
+        return value if matches(value) else None
+
+    return check
+
+
+def _quick_subject(value: str) -> str | None:
+    return value.strip() or None
+
+
+#: Per kind, :func:`quick`'s check: the value's canonical form when it is plainly written in it, else None.
+QUICK: dict[str, Callable[[str], str | None]] = {
+    "url": _quick_url, "domain": _quick_domain, "email": _quick_email, "sender_email": _quick_email,
+    "subject": _quick_subject, **{kind: _quick_hash(length) for kind, length in HASH_LENGTHS.items()},
+}
+
+
 _CHECKS = {
     "url": _url, "domain": _domain, "ipv4": _ipv4, "sender_ip": _ipv4, "email": _email, "sender_email": _email,
     "subject": _subject, **{kind: _hash(length) for kind, length in HASH_LENGTHS.items()},
@@ -328,16 +393,30 @@ def _is_public_suffix(name: str) -> bool:
     """
     if "." not in name:
         return True
-    rules = _rules()
-    if f"!{name}" in rules:
-        return False
-    parent = name.partition(".")[2]
-    return name in rules or f"*.{name}" in rules or f"*.{parent}" in rules
+    suffixes, wildcard_parents, exceptions = _suffixes()
+    return name in suffixes or (name.partition(".")[2] in wildcard_parents and name not in exceptions)
+
+
+class _Suffixes(NamedTuple):
+    """The PSL's rules as sets of names: suffixes by a rule of their own, names with a wildcard rule below them,
+    exceptions."""
+
+    suffixes: frozenset[str]
+    wildcard_parents: frozenset[str]
+    exceptions: frozenset[str]
 
 
 @functools.cache
+def _suffixes() -> _Suffixes:
+    rules = _rules()
+    exceptions = frozenset(rule[1:] for rule in rules if rule.startswith("!"))
+    wildcard_parents = frozenset(rule[2:] for rule in rules if rule.startswith("*."))
+    named = {rule for rule in rules if not rule.startswith(("!", "*."))}
+    return _Suffixes(frozenset((named | wildcard_parents) - exceptions), wildcard_parents, exceptions)
+
+
 def _rules() -> frozenset[str]:
-    """The Public Suffix List's rules as ``publicsuffixlist`` ships them, IDN rules in A-label form too."""
+    """The Public Suffix List's rules as ``publicsuffixlist`` ships them, IDN rules in A-label form too (read anew)."""
     rules = set()
     with open(PSLFILE, encoding="utf-8") as handle:
         for line in handle:
