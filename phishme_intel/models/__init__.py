@@ -45,6 +45,8 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
+import orjson
+
 from ..errors import ThreatFormatError
 from . import indicators
 from .allowlist import Allowlist
@@ -131,7 +133,7 @@ class Threat:
     def json(self) -> str:
         """The threat's JSON text: as the API sent it when that was kept, else compact; computed once."""
         if self._json is None:
-            self._json = json.dumps(self.raw, separators=(",", ":"), ensure_ascii=False)
+            self._json = _encoded(self.raw)
         return self._json
 
     @property
@@ -226,12 +228,26 @@ def _json_text(raw: dict[str, Any], text: str | None, threat_id: int) -> str:
     """
     if text is not None and not _SURROGATE_ESCAPE.search(text):
         return text
-    encoded = json.dumps(raw, separators=(",", ":"), ensure_ascii=False)
+    encoded = _encoded(raw)
     try:
         encoded.encode("utf-8")
     except UnicodeEncodeError:
         raise ThreatFormatError(f"threat {threat_id} holds text that is not valid Unicode (a lone surrogate)") from None
     return encoded if text is None else text
+
+
+def _encoded(raw: Any) -> str:
+    """``raw`` as compact JSON text, non-ASCII characters as they are.
+
+    orjson's encoder, or the standard library's for what orjson refuses (an integer past 64
+    bits, a key that is not a string, a lone surrogate). The two write the same values; they
+    differ only in how some floats are spelt (``1.5e-07``, ``1.5e-7``) and in NaN and
+    infinities, which are not JSON (the standard library writes ``NaN``, orjson ``null``).
+    """
+    try:
+        return orjson.dumps(raw).decode()
+    except orjson.JSONEncodeError:
+        return json.dumps(raw, separators=(",", ":"), ensure_ascii=False)
 
 
 def parse_changelog_entry(raw: Any) -> ChangelogEntry:
