@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import tempfile
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -91,16 +93,21 @@ def guard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[list[A
 
 
 def stored_refs(threats: list[Threat]) -> set[ThreatRef]:
-    """Deliver ``threats`` to a new SQLite store through the engine's fan-out; what it then holds."""
-    adapter = SqliteAdapter({"path": ":memory:"})
-    fanout = Fanout([adapter])
-    fanout.open()
-    try:
-        fanout.deliver(threats)
-        fanout.commit()
-        return {ThreatRef(kind, tid) for kind, tid in adapter.db.execute("SELECT threat_type, threat_id FROM threats")}
-    finally:
-        fanout.close()
+    """Deliver ``threats`` to a new SQLite store through the engine's fan-out; what it then holds.
+
+    The store is read on a connection of its own: the adapter's lives on the fan-out's thread.
+    """
+    with tempfile.TemporaryDirectory() as folder:
+        path = str(Path(folder) / "store.sqlite3")
+        fanout = Fanout([SqliteAdapter({"path": path})])
+        fanout.open()
+        try:
+            fanout.deliver(threats)
+            fanout.commit()
+        finally:
+            fanout.close()
+        with closing(sqlite3.connect(path)) as db:
+            return {ThreatRef(kind, tid) for kind, tid in db.execute("SELECT threat_type, threat_id FROM threats")}
 
 
 @settings(max_examples=300, deadline=None)

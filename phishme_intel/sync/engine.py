@@ -63,10 +63,9 @@ class Engine:
         """Hand ``threats`` to the adapters; count them, and the values the gate turned away or allow-lists.
 
         A rejected value is logged at debug with its threat; an allow-listed one at info, once per run.
+        The gate runs here, before the adapters get the threats on their threads.
         """
-        self.fanout.deliver(threats)
         report = self.report
-        report.delivered += len(threats)
         for threat in threats:
             for rejected in threat.rejected:
                 report.rejected[rejected.kind, rejected.reason] += 1
@@ -79,6 +78,8 @@ class Engine:
                         self._allowlisted_seen.add((indicator.kind, indicator.value))
                         log.info("allow-listed, emitted by no adapter: %s %s (first in %s %d)", indicator.kind,
                                  indicator.value, threat.kind, threat.id)
+        self.fanout.deliver(threats)
+        report.delivered += len(threats)
 
     def progress(self) -> None:
         """Show the report as it stands to the caller's ``on_progress`` hook, if it gave one."""
