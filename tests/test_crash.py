@@ -100,6 +100,7 @@ def counted(name, function):
 
 
 class Connection(sqlite3.Connection):
+    execute = counted("execute", sqlite3.Connection.execute)
     executemany = counted("execute", sqlite3.Connection.executemany)
     commit = counted("commit", sqlite3.Connection.commit)
 
