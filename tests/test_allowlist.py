@@ -45,6 +45,20 @@ def test_an_entry_covers_what_it_names_and_nothing_else(entry, covered, not_cove
     assert [value for kind, value in not_covered if allowlist.covers(kind, value)] == []
 
 
+def test_address_blocks_that_overlap_or_touch_cover_exactly_their_addresses():
+    allowlist = Allowlist(["198.51.100.0/25", "198.51.100.128/26", "198.51.100.64/26", "203.0.113.7", "10.0.0.0/8",
+                           "10.20.0.0/16", "0.0.0.0/32"])
+    covered = ["198.51.100.0", "198.51.100.191", "203.0.113.7", "10.0.0.0", "10.20.255.255", "10.255.255.255",
+               "0.0.0.0"]
+    not_covered = ["198.51.99.255", "198.51.100.192", "203.0.113.6", "203.0.113.8", "9.255.255.255", "11.0.0.0",
+                   "0.0.0.1", "255.255.255.255"]
+
+    assert [address for address in covered if not allowlist.covers("ipv4", address)] == []
+    assert [address for address in not_covered if allowlist.covers("ipv4", address)] == []
+    allowlist.add("198.51.100.192/26")
+    assert allowlist.covers("sender_ip", "198.51.100.255") and not allowlist.covers("ipv4", "198.51.101.0")
+
+
 @pytest.mark.parametrize("entry", ["com", "*.com", "co.uk", "*", "<redacted>.example", "300.1.1.1/8", "10.0.0.0/33",
                                    "not a value"])
 def test_an_entry_that_would_allow_list_a_public_suffix_or_is_not_a_value_is_refused(entry):

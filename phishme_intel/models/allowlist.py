@@ -15,6 +15,7 @@ canonical form and a public suffix (``com``) can never allow-list everything.
 
 from __future__ import annotations
 
+import bisect
 import importlib.util
 import json
 import re
@@ -43,6 +44,7 @@ class Allowlist:
         self.domains: set[str] = set()
         self.exact: set[str] = set()
         self._networks: dict[int, set[int]] = {}
+        self._ranges: tuple[list[int], list[int]] | None = None
         self.rejected: list[str] = []
         for entry in entries:
             if not self.add(entry):
@@ -82,6 +84,7 @@ class Allowlist:
         if number < 0 or not 0 <= bits <= 32:
             return False
         self._networks.setdefault(bits, set()).add(number >> (32 - bits))
+        self._ranges = None
         return True
 
     def _add_domain(self, text: str) -> bool:
@@ -115,8 +118,25 @@ class Allowlist:
     def _has_address(self, address: str) -> bool:
         if not self._networks:
             return False
+        starts, ends = self._ranges or self._merge_networks()
         number = int.from_bytes(socket.inet_aton(address), "big")
-        return any(number >> (32 - length) in bits for length, bits in self._networks.items())
+        at = bisect.bisect_right(starts, number) - 1
+        return at >= 0 and number < ends[at]
+
+    def _merge_networks(self) -> tuple[list[int], list[int]]:
+        """The blocks as sorted ranges of addresses (first, after last) that neither overlap nor touch."""
+        starts: list[int] = []
+        ends: list[int] = []
+        blocks = sorted((prefix << (32 - bits), (prefix + 1) << (32 - bits))
+                        for bits, prefixes in self._networks.items() for prefix in prefixes)
+        for start, end in blocks:
+            if ends and start <= ends[-1]:
+                ends[-1] = max(ends[-1], end)
+            else:
+                starts.append(start)
+                ends.append(end)
+        self._ranges = starts, ends
+        return self._ranges
 
 
 def file_entries(path: str) -> list[tuple[int, str]]:

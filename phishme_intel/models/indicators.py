@@ -82,6 +82,8 @@ _OCTET = "(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 _IPV4 = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
 _HEX = re.compile(r"[0-9a-f]+")
 _PORT = re.compile(r"[0-9]{1,5}")
+#: A URL's host, as :func:`_split_url` finds it when the scheme is in lower-case letters.
+_URL_HOST = re.compile(r"[a-z]+://(?:[^/?#]*@)?([^:/?#]*)")
 #: Two or more LDH labels in lower case, the last one not all digits (up to the end, or a URL's path).
 _QUICK_NAME = rf"(?:{_LDH}\.)+(?![0-9]+(?:[/?#]|\Z)){_LDH}"
 _QUICK_DOMAIN = re.compile(_QUICK_NAME)
@@ -199,7 +201,8 @@ def candidates(text: str, *, keep_private_ips: bool = True) -> list[tuple[str, s
 
 def url_host(url: str) -> str:
     """The host of a canonical URL (a domain in A-label form or an IPv4 address)."""
-    return _split_url(url)[2]
+    found = _URL_HOST.match(url)
+    return found[1] if found else _split_url(url)[2]
 
 
 def _refang(text: str) -> str:
