@@ -120,12 +120,15 @@ def threat_objects(threat: Threat, log: logging.Logger) -> list[dict[str, Any]]:
 def revoked(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """New versions of the revocable objects, ``revoked`` and modified now (after their last version)."""
     now = time.time_ns() // 1_000_000
+    later: dict[str, str] = {}  # each last version's time -> the revocation's (a threat's objects share one)
     result = []
     for obj in objects:
         order = ORDER.get(obj["type"])
         if order is not None:
-            modified = max(now, _epoch_ms(obj["modified"]) + 1)
-            changed = {**obj, "modified": _stamp(modified), "revoked": True}
+            before = obj["modified"]
+            if before not in later:
+                later[before] = _stamp(max(now, _epoch_ms(before) + 1))
+            changed = {**obj, "modified": later[before], "revoked": True}
             obj = {key: changed[key] for key in order if key in changed}
         result.append(obj)
     return result
