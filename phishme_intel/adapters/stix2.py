@@ -148,14 +148,22 @@ class Stix2Adapter(Adapter):
 
     def _commit_objects(self) -> Iterator[dict[str, Any]]:
         """Every object of this commit, each version once, read back one threat at a time."""
+        for objects in self._commit_threats():
+            yield from objects
+
+    def _commit_threats(self) -> Iterator[list[dict[str, Any]]]:
+        """The objects of each threat of this commit, read back in turn; each version once across them all."""
         shared: set[tuple[str, str]] = set()
         for target in self._staged.values():
+            objects = []
             for obj in self._read(self._batch.pending(target)):
                 if obj["type"] in _stix.SHARED:
-                    if (obj["id"], obj["modified"]) in shared:
+                    version = (obj["id"], obj["modified"])
+                    if version in shared:
                         continue
-                    shared.add((obj["id"], obj["modified"]))
-                yield obj
+                    shared.add(version)
+                objects.append(obj)
+            yield objects
 
     def _write_run_bundle(self) -> None:
         """``<folder>/run-<UTC time>.json``: this commit's objects as one bundle, streamed to the file."""
@@ -166,9 +174,10 @@ class Stix2Adapter(Adapter):
         def chunks() -> Iterator[bytes]:
             yield f'{{"type":"bundle","id":"{bundle_id.id}","objects":['.encode()
             separator = b""
-            for obj in self._commit_objects():
-                yield separator + _stix.compact(obj)
-                separator = b","
+            for objects in self._commit_threats():  # a threat's objects in one write
+                if objects:
+                    yield separator + b",".join(map(_stix.compact, objects))
+                    separator = b","
             yield b"]}\n"
 
         try:
