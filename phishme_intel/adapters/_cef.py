@@ -71,26 +71,52 @@ _REMOVED = ("threat_removed", "Threat Removed")
 UNSENT_KINDS = frozenset({"subject", "sender_ip", "sender_email"})
 _LIMITS = {"externalId": 40, "fileHash": 255, "fname": 1023, "dhost": 1023, "cat": 1023, "act": 63}
 _DEFAULT_LIMIT = 4000
-_CONTROL = re.compile(r"[\x00-\x09\x0b\x0c\x0e-\x1f\x7f]")
+_CONTROLS = {code: " " for code in (*range(0x20), 0x7F)}
+_HEADER_ESCAPES = {**_CONTROLS, ord("\\"): "\\\\", ord("|"): "\\|"}
+_EXTENSION_ESCAPES = {**_CONTROLS, ord("\\"): "\\\\", ord("="): "\\=", ord("\r"): "\\r", ord("\n"): "\\n"}
+_HEADER_SPECIAL = re.compile(r"[\\|\x00-\x1f\x7f]")
+_EXTENSION_SPECIAL = re.compile(r"[\\=\x00-\x1f\x7f]")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
+class Fields:
+    """Extensions several events carry, formatted once for all of them: ``pairs`` and their text."""
+
+    pairs: tuple[tuple[str, Any], ...]
+    text: str
+
+    @classmethod
+    def of(cls, pairs: tuple[tuple[str, Any], ...]) -> Fields:
+        return cls(pairs, _extensions(pairs))
+
+
+@dataclass(frozen=True, slots=True)
 class Event:
-    """One CEF event before formatting: the header's product, signature, name and severity, and extensions."""
+    """One CEF event before formatting: the header's product, signature, name and severity, and extensions.
+
+    ``own`` are the extensions of this event alone; they follow those it ``shares`` with
+    other events (its threat's, its indicator's impact, family and role), formatted once.
+    """
 
     product: str
     signature: str
     name: str
     severity: int
-    extensions: tuple[tuple[str, Any], ...]
+    own: tuple[tuple[str, Any], ...]
+    shares: tuple[Fields, ...] = ()
+
+    @property
+    def extensions(self) -> tuple[tuple[str, Any], ...]:
+        """Every extension in the order they are formatted (empty values included, they are left out then)."""
+        return tuple(pair for fields in self.shares for pair in fields.pairs) + self.own
 
     def format(self, vendor: str) -> str:
         """The event as one CEF line (no newline), ``vendor`` in its header."""
         header = _header(vendor, self.product, self.signature, self.name)
-        extensions = " ".join(
-            _extension(key, value) for key, value in self.extensions if value is not None and value != ""
-        )
-        return f"CEF:0|{header}|{self.severity}|{extensions}"
+        texts = [fields.text for fields in self.shares if fields.text]
+        if own := _extensions(self.own):
+            texts.append(own)
+        return f"CEF:0|{header}|{self.severity}|{' '.join(texts)}"
 
 
 @functools.lru_cache(maxsize=256)
@@ -99,21 +125,22 @@ def _header(vendor: str, product: str, signature: str, name: str) -> str:
     return "|".join(escape_header(part) for part in (vendor, product, VERSION, signature, name))
 
 
-@functools.lru_cache(maxsize=4096)
-def _extension(key: str, value: Any) -> str:
-    """``key=value`` escaped and cut; the fields a threat's events share are made once for all of them."""
-    return f"{key}={escape_extension(_cut(key, str(value)))}"
+def _extensions(pairs: tuple[tuple[str, Any], ...]) -> str:
+    """``key=value`` of each pair with a value, escaped and cut, joined by spaces."""
+    return " ".join([
+        f"{key}={escape_extension(str(value)[:_LIMITS.get(key, _DEFAULT_LIMIT)])}"
+        for key, value in pairs if value is not None and value != ""
+    ])
 
 
 def escape_header(value: str) -> str:
     """A CEF header field: backslash and pipe escaped, line breaks and control characters as spaces."""
-    return _CONTROL.sub(" ", value.replace("\\", "\\\\").replace("|", "\\|").replace("\r", " ").replace("\n", " "))
+    return value.translate(_HEADER_ESCAPES) if _HEADER_SPECIAL.search(value) else value
 
 
 def escape_extension(value: str) -> str:
     """A CEF extension value: backslash, equals sign, CR and LF escaped, control characters as spaces."""
-    escaped = value.replace("\\", "\\\\").replace("=", "\\=").replace("\r", "\\r").replace("\n", "\\n")
-    return _CONTROL.sub(" ", escaped)
+    return value.translate(_EXTENSION_ESCAPES) if _EXTENSION_SPECIAL.search(value) else value
 
 
 def threat_events(threat: Threat) -> list[Event]:
@@ -130,11 +157,11 @@ def removal_event(ref: ThreatRef) -> Event:
 
 def _malware_events(threat: Threat) -> Iterator[Event]:
     raw = threat.raw
-    common = (
+    common = Fields.of((
         ("externalId", threat.id), *_labelled("deviceCustomDate1", threat.first_published),
         *_labelled("cs2", _brands(raw)), *_labelled("cs5", _text(raw.get("threatDetailURL"))),
         *_labelled("cs6", _text(raw.get("reportURL"))),
-    )
+    ))
     files = _file_names(raw)
     for indicator in threat.emitted_indicators:
         if indicator.kind in ("url", "domain", "email"):
@@ -148,29 +175,31 @@ def _malware_events(threat: Threat) -> Iterator[Event]:
 
 
 def _malware_event(
-    signature: tuple[str, str], indicator: Indicator,
-    common: tuple[tuple[str, Any], ...], where: tuple[tuple[str, Any], ...],
+    signature: tuple[str, str], indicator: Indicator, common: Fields, where: tuple[tuple[str, Any], ...],
 ) -> Event:
     severity = SEVERITY.get(indicator.impact or "", 10 if signature == _FILE else 0)
-    extensions = (
-        *common, ("cat", indicator.impact), *_labelled("cs1", indicator.malware_family),
-        *_labelled("cs3", indicator.role), *where,
-    )
-    return Event(PRODUCTS[MALWARE], *signature, severity, extensions)
+    described = _described(indicator.impact, indicator.malware_family, indicator.role)
+    return Event(PRODUCTS[MALWARE], *signature, severity, where, (common, described))
+
+
+@functools.lru_cache(maxsize=1024)
+def _described(impact: str | None, family: str | None, role: str | None) -> Fields:
+    """An indicator's impact, malware family and role: a few combinations across threats, made once each."""
+    return Fields.of((("cat", impact), *_labelled("cs1", family), *_labelled("cs3", role)))
 
 
 def _phish_events(threat: Threat) -> Iterator[Event]:
     raw = threat.raw
     product = PRODUCTS[threat.kind]
-    common = (
+    common = Fields.of((
         ("externalId", threat.id),
         *_labelled("deviceCustomDate1", threat.first_published, PHISH_LABELS["deviceCustomDate1"]),
         *_labelled("cs2", _brands(raw)), *_labelled("cs5", _text(raw.get("threatDetailURL"))),
         *_labelled("cs6", _text(_field(raw, "screenshot", "url_1", "url")), PHISH_LABELS["cs6"]),
-    )
+    ))
     ip = next((indicator.value for indicator in threat.emitted_indicators if indicator.kind == "ipv4"), None)
     phishing = _text(_field(raw, "phishingURL_1", "url"))
-    hosts = _url_objects(raw)
+    hosts = _url_objects(raw, threat.gate.keep_private_ips)
     ip_sent = False
     for indicator in threat.emitted_indicators:
         if indicator.kind == "url":
@@ -178,13 +207,13 @@ def _phish_events(threat: Threat) -> Iterator[Event]:
             with_ip = indicator.value == phishing and ip is not None
             ip_sent = ip_sent or with_ip
             yield Event(product, *_PHISH, 10, (
-                *common, ("dst", ip if with_ip else None), ("dhost", host),
+                ("dst", ip if with_ip else None), ("dhost", host),
                 *_labelled("cs3", domain, PHISH_LABELS["cs3"]), *_labelled("cs4", indicator.value, VALUE_LABELS["url"]),
-            ))
+            ), (common,))
         elif indicator.kind == "email":
-            yield Event(product, *_EMAIL, 10, (*common, *_labelled("cs4", indicator.value, VALUE_LABELS["email"])))
+            yield Event(product, *_EMAIL, 10, _labelled("cs4", indicator.value, VALUE_LABELS["email"]), (common,))
     if ip is not None and not ip_sent:
-        yield Event(product, *_PHISH, 10, (*common, ("dst", ip)))
+        yield Event(product, *_PHISH, 10, (("dst", ip),), (common,))
 
 
 def _labelled(key: str, value: Any, label: str | None = None) -> tuple[tuple[str, Any], ...]:
@@ -233,19 +262,19 @@ def _file_names(raw: dict[str, Any]) -> dict[str, str]:
     return names
 
 
-def _url_objects(raw: dict[str, Any]) -> dict[str, tuple[str | None, str | None]]:
-    """Each canonical URL of a phish threat, to its host and registered domain (canonical, from the URL object)."""
+def _url_objects(raw: dict[str, Any], keep_private_ips: bool) -> dict[str, tuple[str | None, str | None]]:
+    """Each canonical URL of a phish threat, to its host and registered domain (canonical, from the URL object).
+
+    The URLs are judged as the gate judged the threat's (``keep_private_ips`` its own), so
+    the verdicts are those it cached.
+    """
     objects = [raw.get("phishingURL_1"), *_items(raw, "actionURLs_1"), *_items(raw, "reportedURLs_1")]
     found: dict[str, tuple[str | None, str | None]] = {}
     for url_object in objects:
         if isinstance(url_object, dict) and (url := _text(url_object.get("url"))):
-            if (canonical_url := verdict("url", url, keep_private_ips=True).value) is None:
+            if (canonical_url := verdict("url", url, keep_private_ips=keep_private_ips).value) is None:
                 continue
             host = url_host(canonical_url)
             domain = verdict("domain", _text(url_object.get("domain")) or host).value
             found.setdefault(canonical_url, (host, domain))
     return found
-
-
-def _cut(key: str, value: str) -> str:
-    return value[:_LIMITS.get(key, _DEFAULT_LIMIT)]

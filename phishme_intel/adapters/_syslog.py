@@ -31,7 +31,9 @@ from __future__ import annotations
 
 import datetime as dt
 import fcntl
+import functools
 import logging
+import math
 import os
 import select
 import socket
@@ -76,13 +78,36 @@ def header(style: str, facility: int, severity: int, hostname: str, now: float |
     if style == "none":
         return ""
     moment = time.time() if now is None else now
-    priority = f"<{facility * 8 + severity}>"
     if style == "rfc5424":
-        stamp = dt.datetime.fromtimestamp(moment, dt.timezone.utc).isoformat(timespec="milliseconds")
-        return f"{priority}1 {stamp.replace('+00:00', 'Z')} {hostname} {APP_NAME} {os.getpid()} - - "
-    local = time.localtime(moment)
-    stamp = f"{_MONTHS[local.tm_mon - 1]} {local.tm_mday:2d} {time.strftime('%H:%M:%S', local)}"
-    return f"{priority}{stamp} {hostname} {APP_NAME}[{os.getpid()}]: "
+        return f"<{facility * 8 + severity}>1 {_utc_stamp(moment)} {hostname} {APP_NAME} {os.getpid()} - - "
+    return f"<{facility * 8 + severity}>{_local_second(math.floor(moment))} {hostname} {APP_NAME}[{os.getpid()}]: "
+
+
+def _utc_stamp(moment: float) -> str:
+    """``2026-11-23T11:30:00.123Z``, the UTC time ``moment`` as datetime gives it, the second formatted once.
+
+    datetime rounds a timestamp to the microsecond (half to even) and isoformat cuts that to
+    the millisecond: the same here.
+    """
+    fraction, whole = math.modf(moment)
+    micro = round(fraction * 1e6)
+    if micro >= 1_000_000:
+        whole, micro = whole + 1, micro - 1_000_000
+    elif micro < 0:
+        whole, micro = whole - 1, micro + 1_000_000
+    return f"{_utc_second(int(whole))}.{micro // 1000:03d}Z"
+
+
+@functools.lru_cache(maxsize=4)
+def _utc_second(second: int) -> str:
+    return dt.datetime.fromtimestamp(second, dt.timezone.utc).replace(tzinfo=None).isoformat()
+
+
+@functools.lru_cache(maxsize=4)
+def _local_second(second: int) -> str:
+    """``Nov 23 11:30:00``, local time (RFC 3164: the day padded with a space)."""
+    local = time.localtime(second)
+    return f"{_MONTHS[local.tm_mon - 1]} {local.tm_mday:2d} {time.strftime('%H:%M:%S', local)}"
 
 
 class Transport(Protocol):

@@ -148,7 +148,8 @@ class CefSyslogAdapter(Adapter):
             raise AdapterError(self.name, f"cannot send to {self.transport.destination}: {describe(exc)}") from None
 
     def _send(self, event: Event) -> None:
-        self.pacer.wait()
+        if self.pacer.interval:
+            self.pacer.wait()
         severity = syslog_severity(event.severity)
         line = header(self.header, self.facility, severity, self.hostname) + event.format(self.vendor)
         try:
