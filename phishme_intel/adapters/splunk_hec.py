@@ -27,7 +27,6 @@ put in an error message.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import time
@@ -35,6 +34,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import orjson
 import requests
 
 from ..errors import AdapterError
@@ -145,9 +145,7 @@ class SplunkHecAdapter(Adapter):
 
     def _add(self, when: float, event: dict[str, Any], threat: str | None = None) -> None:
         """Queue one event; ``threat``, the threat's JSON text, becomes its last field as it is (not re-encoded)."""
-        data = json.dumps(
-            {"time": round(when, 3), **self._metadata, "event": event}, separators=(",", ":"), ensure_ascii=False
-        ).encode("utf-8")
+        data = orjson.dumps({"time": round(when, 3), **self._metadata, "event": event})
         if threat is not None:
             data = b"".join((data[:-2], b',"threat":', threat.encode("utf-8"), b"}}"))
         if self._batch and self._batch_bytes + len(data) > MAX_BODY:
@@ -181,7 +179,7 @@ class SplunkHecAdapter(Adapter):
         deadline = time.monotonic() + timeout
         pause = ACK_POLL_FIRST
         while True:
-            body = json.dumps({"acks": sorted(self._unconfirmed)}).encode()
+            body = orjson.dumps({"acks": sorted(self._unconfirmed)})
             answer = self._request(self.ack_endpoint, body, "asking the collector for acknowledgements")
             confirmed = answer.get("acks")
             if not isinstance(confirmed, dict):
