@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import ssl
 import time
 
@@ -14,6 +15,7 @@ from listeners import TcpListener, UdpListener, parse_cef, parse_syslog, refused
 from support import run_cli, sample_threats, write_config
 
 from phishme_intel.adapters._cef import Event, removal_event, threat_events
+from phishme_intel.adapters._syslog import header
 from phishme_intel.adapters.cef_syslog import CefSyslogAdapter
 from phishme_intel.errors import AdapterError
 from phishme_intel.files import PendingLines
@@ -247,6 +249,29 @@ def test_rfc3164_header_has_a_bsd_timestamp_and_a_tag(tmp_path):
     assert time.strptime(syslog.timestamp, "%b %d %H:%M:%S")
     assert parse_cef(syslog.message).extensions["act"] == "remove"
     listener.close()
+
+
+@pytest.mark.parametrize(("now", "stamp"), [
+    (1_700_000_000.123456, "2023-11-14T22:13:20.123Z"),
+    (1_700_000_000.9994999, "2023-11-14T22:13:20.999Z"),
+    (1_700_000_000.9999996, "2023-11-14T22:13:21.000Z"),  # to the microsecond first, as datetime rounds
+])
+def test_rfc5424_timestamp_is_utc_cut_to_the_millisecond(now, stamp):
+    assert header("rfc5424", 16, 6, "sync01", now) == f"<134>1 {stamp} sync01 phishme-intel {os.getpid()} - - "
+
+
+@pytest.fixture
+def utc(monkeypatch):
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+@pytest.mark.parametrize(("now", "stamp"), [(1_699_000_000.9, "Nov  3 08:26:40"), (1_700_000_000.0, "Nov 14 22:13:20")])
+def test_rfc3164_timestamp_is_local_time_with_the_day_padded_by_a_space(utc, now, stamp):
+    assert header("rfc3164", 16, 6, "sync01", now) == f"<134>{stamp} sync01 phishme-intel[{os.getpid()}]: "
 
 
 @pytest.mark.parametrize("framing", ["octet", "lf"])
