@@ -141,8 +141,8 @@ class Stix2Adapter(Adapter):
         target = self._state_file(ref)
         try:
             self._batch.write(target, [_stix.bundle(objects)])
-        except OSError as exc:
-            raise AdapterError(self.name, f"cannot write {target}: {exc.strerror or exc}") from None
+        except OSError as exc:  # this bundle's, or one written before it (see FileBatch)
+            raise AdapterError(self.name, f"cannot write {exc.filename}: {exc.strerror or exc}") from None
         self._staged.pop(ref, None)
         self._staged[ref] = target
 
