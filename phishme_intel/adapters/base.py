@@ -49,7 +49,12 @@ from .store import StoreReader
 
 class Adapter(ABC):
     """A product destination. Lifecycle: ``open``, then any number of ``deliver``/``withdraw``
-    batches each followed sooner or later by ``commit``, then ``close`` (always called)."""
+    batches each followed sooner or later by ``commit``, then ``close`` (always called).
+
+    A sync calls every method of an adapter (``read_from`` too) from one thread of the
+    adapter's own, never the main thread (:mod:`phishme_intel.sync.fanout`): a connection made
+    in ``open`` is used on the thread that made it. The threats it is handed are shared with
+    the other adapters, each on its thread: an adapter reads them and never changes them."""
 
     #: The adapter's config name: the ``<name>`` of ``[integration_<name>]``.
     name: ClassVar[str]
