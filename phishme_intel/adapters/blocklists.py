@@ -269,8 +269,7 @@ class BlocklistsAdapter(Adapter):
         ``streamed``: merged as the store's rows come in value order (URLs by their value
         without the scheme when ``strip_url_scheme``); values the gate changed wait in a heap
         until the stream reaches them, and one sorting before the last value given raises
-        :class:`_OutOfOrder`. Otherwise every
-        entry is gathered by value first.
+        :class:`_OutOfOrder`. Otherwise every entry is gathered by value first.
         """
         admitted = self._admitted(kind, rows, unrenderable)
         if not streamed:
