@@ -160,6 +160,16 @@ def _prefix(target: str) -> str:
 
 
 def _umask() -> int:
+    """The process umask, read without changing it where Linux tells it (``/proc/self/status``):
+    setting it to read it would, for that moment, give the files another thread creates (the
+    adapters run on threads of their own) the wrong permission bits."""
+    try:
+        with open("/proc/self/status", "rb") as status:
+            for line in status:
+                if line.startswith(b"Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
     mask = os.umask(0o077)
     os.umask(mask)
     return mask

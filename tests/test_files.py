@@ -129,7 +129,7 @@ def test_new_files_and_folders_follow_the_umask_and_the_lock_file_is_private(tmp
     assert result.returncode == 0, result.stderr
     files = [tmp_path / name for name in ("phishme_intel.log", "phishme_intel.status.json", "metrics.prom",
                                           "events.jsonl", "lists/domain.txt")]
-    files += [next((tmp_path / "json").glob("*/*.json")), next((tmp_path / "stix2").glob("*.json"))]
+    files += [*(tmp_path / "json").glob("*/*.json"), *(tmp_path / "stix2").glob("*.json")]  # made by threads
     folders = [tmp_path / "json", next((tmp_path / "json").glob("*")), tmp_path / "lists", tmp_path / "stix2"]
     assert {str(f.relative_to(tmp_path)): oct(mode(f)) for f in files} == {
         str(f.relative_to(tmp_path)): oct(0o666 & ~umask) for f in files
