@@ -228,13 +228,24 @@ class TcpListener:
     def drop_connections(self) -> None:
         """Close every open connection from the receiver's side, as a restarting receiver does."""
         with self._condition:
+            clients = {stream.getpeername()[1] for stream in self._streams}
             for stream in self._streams:
                 stream.shutdown(socket.SHUT_RDWR)
             assert self._condition.wait_for(lambda: not self._open, timeout=10)
-        time.sleep(0.05)  # let the FIN reach the client's socket
+        deadline = time.monotonic() + 10
+        while established(clients):  # the client's socket has taken the FIN once it leaves ESTABLISHED
+            assert time.monotonic() < deadline, f"the FIN did not reach the client ports {sorted(clients)}"
+            time.sleep(0.001)
 
     def close(self) -> None:
         self.server.close()
+
+
+def established(ports: set[int]) -> bool:
+    """Whether a local IPv4 TCP socket on one of ``ports`` is still ESTABLISHED (``/proc/net/tcp`` state 01)."""
+    with open("/proc/net/tcp") as table:
+        rows = [line.split() for line in table.readlines()[1:]]
+    return any(int(row[1].rsplit(":", 1)[1], 16) in ports and row[3] == "01" for row in rows)
 
 
 def refused_port() -> int:
