@@ -205,6 +205,22 @@ def _raised(config: Path) -> Error:
     return failure.value
 
 
+def assert_adapter_failure_keeps_the_secret(config: Path, folder: Path, said: str) -> None:
+    """A run whose adapter fails (exit 74, ``said`` on stderr) and ``--check`` after it (exit 0):
+    no secret in what they printed, in any file under ``folder``, in the error or its traceback."""
+    result = run_cli(config, "-v")
+    failure = _raised(config)
+    checked = run_cli(config, "--check", "-v")
+
+    assert result.returncode == 74, result.stderr
+    assert said in result.stderr
+    assert checked.returncode == 0, checked.stderr
+    assert_no_secret(
+        everything_written(folder), result.stdout, result.stderr, checked.stdout, checked.stderr,
+        str(failure), "".join(traceback.format_exception(failure)),
+    )
+
+
 def test_raised_errors_and_their_tracebacks_hold_no_secret(tmp_path, simulator, proxy):
     failures = []
     proxy_down = proxied_config(tmp_path, simulator, proxy)
@@ -241,17 +257,7 @@ def test_an_adapter_token_echoed_by_its_collector_stays_secret(tmp_path, simulat
         integration_splunk_hec={"use": "True", "url": echo, "token": TOKEN, "max_retries": "0"},
     )
 
-    result = run_cli(config, "-v")
-    failure = _raised(config)
-    checked = run_cli(config, "--check", "-v")
-
-    assert result.returncode == 74, result.stderr
-    assert "splunk_hec" in result.stderr
-    assert checked.returncode == 0, checked.stderr
-    assert_no_secret(
-        everything_written(tmp_path), result.stdout, result.stderr, checked.stdout, checked.stderr,
-        str(failure), "".join(traceback.format_exception(failure)),
-    )
+    assert_adapter_failure_keeps_the_secret(config, tmp_path, "splunk_hec")
 
 
 def test_a_postgresql_password_the_server_refuses_stays_secret(tmp_path, simulator, postgres):
@@ -260,17 +266,7 @@ def test_a_postgresql_password_the_server_refuses_stays_secret(tmp_path, simulat
         integration_postgresql={"use": "True", "conninfo": postgres.conninfo(), "pass": PG_PASSWORD},
     )
 
-    result = run_cli(config, "-v")
-    failure = _raised(config)
-    checked = run_cli(config, "--check", "-v")
-
-    assert result.returncode == 74, result.stderr
-    assert "password authentication failed" in result.stderr
-    assert checked.returncode == 0, checked.stderr
-    assert_no_secret(
-        everything_written(tmp_path), result.stdout, result.stderr, checked.stdout, checked.stderr,
-        str(failure), "".join(traceback.format_exception(failure)),
-    )
+    assert_adapter_failure_keeps_the_secret(config, tmp_path, "password authentication failed")
 
 
 def test_a_taxii_password_echoed_by_its_server_stays_secret(tmp_path, simulator, echo):
@@ -281,17 +277,7 @@ def test_a_taxii_password_echoed_by_its_server_stays_secret(tmp_path, simulator,
                            "taxii_max_retries": "0"},
     )
 
-    result = run_cli(config, "-v")
-    failure = _raised(config)
-    checked = run_cli(config, "--check", "-v")
-
-    assert result.returncode == 74, result.stderr
-    assert "adapter stix2" in result.stderr
-    assert checked.returncode == 0, checked.stderr
-    assert_no_secret(
-        everything_written(tmp_path), result.stdout, result.stderr, checked.stdout, checked.stderr,
-        str(failure), "".join(traceback.format_exception(failure)),
-    )
+    assert_adapter_failure_keeps_the_secret(config, tmp_path, "adapter stix2")
 
 
 def test_the_adapters_that_hold_a_secret_are_the_ones_tested_here():
