@@ -46,7 +46,7 @@ from ..models import Threat, ThreatRef
 from ..models.limits import LATEST_TIME_MS
 from ..options import REQUIRED, Option, secret, text
 from .base import Adapter
-from .store import FETCH_ROWS, Listing, Sighting, StoreReader, chunks
+from .store import FETCH_ROWS, Listing, Sighting, StoreReader, matching
 
 #: The same number as the SQLite store's schema with the same tables.
 SCHEMA_VERSION = 2
@@ -326,16 +326,10 @@ class PostgresqlReader(StoreReader):
             raise self._adapter.failure("cannot read", exc) from None
 
     def find(self, wanted: Collection[tuple[str, str]]) -> list[Listing]:
-        found = []
-        for values in chunks(wanted):
-            found += [Listing(*row) for row in self._query(FIND, (values,)) if (row[0], row[1]) in wanted]
-        return found
+        return matching(wanted, lambda values: self._query(FIND, (values,)), Listing)
 
     def history(self, wanted: Collection[tuple[str, str]]) -> list[Sighting]:
-        found = []
-        for values in chunks(wanted):
-            found += [Sighting(*row) for row in self._query(HISTORY, (values,)) if (row[0], row[1]) in wanted]
-        return found
+        return matching(wanted, lambda values: self._query(HISTORY, (values,)), Sighting)
 
     def close(self) -> None:
         self._db.close()

@@ -55,7 +55,7 @@ from ..models import Threat, ThreatRef
 from ..models.limits import LATEST_TIME_MS
 from ..options import Option, path
 from .base import Adapter
-from .store import FETCH_ROWS, Listing, Sighting, StoreReader, chunks
+from .store import FETCH_ROWS, Listing, Sighting, StoreReader, matching
 
 log = logging.getLogger(__name__)
 SCHEMA_VERSION = 2
@@ -347,18 +347,14 @@ class SqliteReader(StoreReader):
             raise AdapterError(self.name, f"cannot read the {self.where}: {exc}") from None
 
     def find(self, wanted: Collection[tuple[str, str]]) -> list[Listing]:
-        found = []
-        for values in chunks(wanted):
-            query = FIND.format(values=", ".join("?" * len(values)))
-            found += [Listing(*row) for row in self._query(query, values) if (row[0], row[1]) in wanted]
-        return found
+        return matching(wanted, lambda values: self._query_in(FIND, values), Listing)
 
     def history(self, wanted: Collection[tuple[str, str]]) -> list[Sighting]:
-        found = []
-        for values in chunks(wanted):
-            query = HISTORY.format(values=", ".join("?" * len(values)))
-            found += [Sighting(*row) for row in self._query(query, values) if (row[0], row[1]) in wanted]
-        return found
+        return matching(wanted, lambda values: self._query_in(HISTORY, values), Sighting)
+
+    def _query_in(self, sql: str, values: list[str]) -> list[tuple[Any, ...]]:
+        """``sql`` with its ``{values}`` a placeholder for each of ``values``, run with them."""
+        return self._query(sql.format(values=", ".join("?" * len(values))), values)
 
     def close(self) -> None:
         self._db.close()

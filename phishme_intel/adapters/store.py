@@ -18,9 +18,11 @@ Times a reader returns are epoch milliseconds, whatever the store's column type.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple, TypeVar
+
+T = TypeVar("T")
 
 #: How many values one lookup query asks for at most (SQLite allows 32,766 parameters).
 CHUNK = 500
@@ -108,8 +110,13 @@ def without_scheme(url: str) -> str:
     return url.split("://", 1)[-1]
 
 
-def chunks(wanted: Collection[tuple[str, str]]) -> Iterator[list[str]]:
-    """The distinct values of ``wanted`` in lists of at most :data:`CHUNK`, for ``value IN (...)`` queries."""
+def matching(wanted: Collection[tuple[str, str]], rows: Callable[[list[str]], Iterable[Sequence[Any]]],
+             make: Callable[..., T]) -> list[T]:
+    """``make(*row)`` of each row that ``rows(values)`` gives whose ``(kind, value)`` is ``wanted``.
+
+    ``rows`` runs a ``value IN (...)`` query: it gets the distinct values of ``wanted`` in lists
+    of at most :data:`CHUNK`.
+    """
     values = sorted({value for _kind, value in wanted})
-    for start in range(0, len(values), CHUNK):
-        yield values[start:start + CHUNK]
+    return [make(*row) for start in range(0, len(values), CHUNK)
+            for row in rows(values[start:start + CHUNK]) if (row[0], row[1]) in wanted]
