@@ -395,6 +395,7 @@ def describe_dry_run(result: DryRun) -> str:
     delivered = sum(result.threats.values())
     lines = [
         f"dry run of {result.config} ({report.mode}): nothing was written",
+        *_span(report),
         f"would deliver {delivered:,} threats ({_by_kind(result.threats)}) "
         f"with {sum(result.indicators.values()):,} indicators to {adapters}",
     ]
@@ -409,6 +410,15 @@ def describe_dry_run(result: DryRun) -> str:
     lines.append(f"would store {_state(result.would_store)}")
     lines.append(f"{report.requests:,} requests in {report.finished - report.started:.1f} s")
     return "\n".join(lines)
+
+
+def _span(report: Report) -> list[str]:
+    """The backfill's span as the run understood it (init_date, or the stored checkpoint, up to now)."""
+    if report.mode != "backfill" or report.backfill_from is None or report.backfill_until is None:
+        return []
+    since, until = (dt.datetime.fromtimestamp(moment, dt.timezone.utc)
+                    for moment in (report.backfill_from, report.backfill_until))
+    return [f"backfill from {utc(since)} up to {utc(until)}"]
 
 
 def _by_kind(counts: Counter[str]) -> str:

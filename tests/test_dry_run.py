@@ -58,6 +58,15 @@ def test_the_dry_run_summary_names_counts_adapters_and_the_position(config, data
     assert f"would deliver {len(dataset.live_ids())} threats ({malware} malware, {phish} phish)" in result.stdout
     assert "to sqlite" in result.stdout
     assert "would store position " in result.stdout
+
+
+def test_a_dry_run_backfill_names_the_span_it_understood(tmp_path, simulator):
+    config = write_config(tmp_path, simulator.url, pm_api={"init_date": "2026-10-01"})
+
+    result = run_cli(config, "--dry-run")
+
+    assert result.returncode == 0, result.stderr
+    assert "\nbackfill from 2026-10-01T00:00:00Z up to 20" in result.stdout
     real = phishme_intel.run(str(config))
     rejected = sum(real.rejected.values())
     wildcards = real.rejected["domain", "wildcard"]
