@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from support import run_cli
 
 from phishme_intel.client.jsontext import decode_answer, decode_keeping, nesting
+from phishme_intel.models.limits import MAX_DEPTH, Unreadable
 
 PATH = ("data", "threats")
 values = st.recursive(
@@ -77,6 +78,16 @@ def test_text_that_is_not_one_json_document_is_a_value_error(text):
         json.loads(text)
     with pytest.raises(ValueError):
         decode_keeping(text, PATH)
+    with pytest.raises(ValueError):
+        decode_answer(text.encode(), PATH)
+
+
+@pytest.mark.parametrize("text", [" ", "1],[2", '{"data": {"threats": []}}],[1', "[1]]", "[[1]"])
+def test_text_that_parses_only_inside_extra_brackets_is_not_one_json_document_either(text):
+    with pytest.raises(ValueError):
+        json.loads(text)
+    with pytest.raises(ValueError):
+        decode_answer(text.encode(), PATH)
 
 
 def test_the_store_keeps_each_threats_json_exactly_as_the_api_sent_it(config, dataset):
@@ -123,6 +134,30 @@ def test_a_threat_orjson_refuses_costs_no_other_threat_its_value_or_its_text():
 
     assert decoded["data"]["threats"] == [{"id": 1, "label": "\ud800"}, {"id": 2, "n": float("inf")}, {"id": 3}]
     assert texts == ['{"id":1,"label":"\\ud800"}', '{"id":2,"n":1e999}', '{"id":3}']
+
+
+@pytest.mark.parametrize("deepest", [MAX_DEPTH - 1, MAX_DEPTH, MAX_DEPTH + 1, 200, 1_100])
+@pytest.mark.parametrize("space", ["", " "])
+def test_a_threat_nested_deeper_than_max_depth_is_unreadable_and_costs_the_others_nothing(deepest, space):
+    sent = [f'{{"id":1,"x":{nested(MAX_DEPTH - 1)}}}', f'{{"id":2,"x":{nested(deepest - 1)}}}', '{"id":3}']
+    text = f'{{"success":true,"data":{{"threats":[{f",{space}".join(sent)}]}}}}'
+
+    decoded, texts = decode_answer(text.encode(), PATH)
+
+    threats = decoded["data"]["threats"]
+    assert texts == sent
+    assert threats[0] == json.loads(sent[0]) and threats[2] == {"id": 3}
+    if deepest > MAX_DEPTH:
+        assert threats[1] == Unreadable(f"nested deeper than {MAX_DEPTH} levels")
+    else:
+        assert threats[1] == json.loads(sent[1])
+    assert repr((decoded, texts)) == repr(decode_keeping(text, PATH, nesting(text.encode())))
+
+
+def nested(depth):
+    """The JSON text of a value nested ``depth`` levels deep, arrays and objects in turn."""
+    return "".join('[' if level % 2 else '{"k":' for level in range(depth)) + '"end"' + "".join(
+        ']' if level % 2 else '}' for level in reversed(range(depth)))
 
 
 @given(value=values, spacing=st.sampled_from(SPACINGS), ascii_only=st.booleans())

@@ -12,9 +12,11 @@ element whose text as received is orjson's own compact encoding of it (no spaces
 orjson would not write, no number it would spell otherwise: nearly every threat) is taken as
 orjson decoded it, its text being that encoding; the walk above then only checks each such text
 in place and decodes the others (the values of the document are always those
-:func:`json.loads` gives). An answer orjson refuses (a lone surrogate, a byte order mark,
-``NaN``, a number past a double) or one nested too deep goes the careful way, where one bad
-threat still spoils no other.
+:func:`json.loads` gives). orjson refuses a document nested deeper than a fixed limit (1,024
+levels), so the answer is handed to it inside as many extra arrays as make that limit fall
+where ours does: the answer's depth is checked in the same pass. An answer orjson refuses (a
+lone surrogate, a byte order mark, ``NaN``, a number past a double) or one nested too deep goes
+the careful way, where one bad threat still spoils no other.
 """
 
 from __future__ import annotations
@@ -46,10 +48,11 @@ def decode_answer(content: bytes, path: tuple[str, ...]) -> tuple[Any, list[str]
     ValueError when it is not one JSON document. The decoded document and the texts are those
     :func:`decode_keeping` gives.
     """
-    nested = nesting(content)
     text = content.decode("utf-8-sig")
-    known = _orjson_elements(content, path) if nested <= MAX_DEPTH + len(path) else None
-    return decode_keeping(text, path, nested, known)
+    known = _orjson_elements(content, path)
+    if known is None:
+        return decode_keeping(text, path, nesting(content))
+    return decode_keeping(text, path, 0, known)
 
 
 def decode_keeping(
@@ -105,14 +108,45 @@ def nesting(data: bytes) -> int:
 
 
 def _orjson_elements(content: bytes, path: tuple[str, ...]) -> list[Known | None] | None:
-    """Each element of the array at ``path`` as orjson decodes ``content``; None if it refuses it."""
+    """Each element of the array at ``path`` as orjson decodes ``content`` (none if there is no array).
+
+    None when orjson refuses ``content`` or an element nests deeper than :data:`MAX_DEPTH`
+    (the objects of ``path``, the array, then the element): wrapped in ``padding`` arrays, such
+    a document passes orjson's limit.
+    """
+    padding = _ORJSON_DEPTH - (len(path) + 1 + MAX_DEPTH)
+    if padding < 1:
+        return None
     try:
-        items = _at(orjson.loads(content), path)
+        value = orjson.loads(b"[" * padding + content + b"]" * padding)
     except orjson.JSONDecodeError:
         return None
+    for _ in range(padding):
+        if len(value) != 1:  # e.g. b"1],[2" or b"": not one document, though wrapped it parses
+            return None
+        value = value[0]
+    items = _at(value, path)
     if not isinstance(items, list):
-        return None
+        return []
     return [(orjson.dumps(item).decode(), item) if isinstance(item, dict | list) else None for item in items]
+
+
+def _orjson_depth(ceiling: int = 4096) -> int:
+    """The deepest nesting orjson decodes (1,024 since orjson 3.9.15); 0 if it decodes ``ceiling`` levels."""
+    def decodes(depth: int) -> bool:
+        try:
+            orjson.loads(b"[" * depth + b"]" * depth)
+        except orjson.JSONDecodeError:
+            return False
+        return True
+
+    if decodes(ceiling):
+        return 0
+    low, high = 1, ceiling
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (middle, high) if decodes(middle) else (low, middle)
+    return low
 
 
 def _at(value: Any, path: tuple[str, ...]) -> Any:
@@ -223,3 +257,7 @@ def _end(text: str, at: int) -> int:
         if depth <= 0:
             return token.end()
     raise json.JSONDecodeError("Unterminated element", text, at)
+
+
+#: How deep orjson nests (0: without a limit, so :func:`decode_answer` always goes the careful way).
+_ORJSON_DEPTH = _orjson_depth()
