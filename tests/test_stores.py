@@ -139,6 +139,31 @@ def test_a_new_version_of_a_threat_without_an_indicator_marks_it_no_longer_liste
     assert listed_history_keys(store) == indicator_keys(store)
 
 
+def test_the_history_of_one_transaction_keeps_what_a_second_version_dropped_and_what_was_withdrawn(store):
+    """A new store (SQLite's bulk load) given a threat twice and one delivered then withdrawn, before one commit."""
+    threat, gone, kept = sample_threats(malware=3, phish=0)
+    adapter = store.adapter()
+    adapter.open()
+    adapter.deliver([threat, kept])
+    dropped = threat.indicators.pop(0)
+    adapter.deliver([threat])
+    adapter.deliver([gone])
+    adapter.withdraw([gone.ref])
+    adapter.commit()
+    adapter.close()
+    wanted = {(i.kind, i.value) for t in (threat, gone, kept) for i in t.indicators} | {(dropped.kind, dropped.value)}
+    reader = store.adapter().reader()
+    try:
+        withdrawn = {(s.threat_id, s.kind, s.value) for s in reader.history(wanted) if s.withdrawn_at is not None}
+    finally:
+        reader.close()
+    gone_rows = {(gone.id, i.kind, i.value) for i in gone.indicators}
+    assert withdrawn == {(threat.id, dropped.kind, dropped.value)} | gone_rows
+    assert listed_history_keys(store) == indicator_keys(store) == {
+        (t.kind, t.id, i.kind, i.value) for t in (threat, kept) for i in t.indicators
+    }
+
+
 def test_reader_lists_indicators_of_the_kinds_asked_published_since(store):
     threats = sample_threats(malware=4, phish=2)
     deliver(store.adapter(), threats)

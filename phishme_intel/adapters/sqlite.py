@@ -10,7 +10,9 @@ Tables (times in epoch milliseconds; ``threat_type`` is ``malware`` or ``phish``
 
 A delivery replaces the threat's row and all its indicator rows, and clears a tombstone;
 a withdrawal deletes both and records a tombstone in ``deleted_threats``. The history keeps
-a row per indicator and threat for good (see :mod:`.store`). Deliveries and withdrawals
+a row per indicator and threat for good (see :mod:`.store`); SQLite writes it from the
+indicator rows delivered, when the transaction is committed (see :meth:`SqliteAdapter._record`),
+so its first and last seen times are the commit's. Deliveries and withdrawals
 accumulate in one transaction that :meth:`commit` commits. The database runs in WAL mode
 with ``synchronous=FULL``: a commit survives ``kill -9`` and power loss, and a run killed
 mid-transaction leaves the store as of the last commit. The sync's process gives the store
@@ -166,6 +168,10 @@ class SqliteAdapter(Adapter):
         self.path: str = settings["path"]
         self._db: sqlite3.Connection | None = None
         self._index_deferred = False
+        #: The threats delivered since the history was last written (see :meth:`_record`).
+        self._unrecorded: set[ThreatRef] = set()
+        #: While bulk-loading, the threats this run delivered: only these can hold rows yet.
+        self._delivered: set[ThreatRef] = set()
 
     @property
     def db(self) -> sqlite3.Connection:
@@ -182,6 +188,7 @@ class SqliteAdapter(Adapter):
             self._db.execute("PRAGMA busy_timeout=10000")
             self._db.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
             self._prepare(self._db)
+            self._delivered.clear()
             self._index_deferred = self._db.execute("SELECT 1 FROM indicators LIMIT 1").fetchone() is None
             if self._index_deferred:
                 self._db.executescript("DROP INDEX IF EXISTS indicators_by_value; "
@@ -205,43 +212,58 @@ class SqliteAdapter(Adapter):
     def deliver(self, threats: Sequence[Threat]) -> None:
         """Replace each threat's rows. Only the indicator rows that changed are written: a
         re-published threat mostly keeps its indicators, and rewriting them all (two B-trees
-        each) took most of an updates run."""
+        each) took most of an updates run. The history of the rows is written later, by
+        :meth:`_record`."""
         threats = list({t.ref: t for t in threats}.values())  # a threat twice in one batch: the last one counts
-        ids = _ids((t.kind, t.id) for t in threats)
+        refs = [t.ref for t in threats]
+        # A bulk load holds no rows of a threat this run has not delivered: it need not look.
+        again = [ref for ref in refs if ref in self._delivered] if self._index_deferred else refs
+        if self._index_deferred:
+            self._delivered.update(refs)
         rows = [(t.kind, t.id, *indicator[:5]) for t in threats for indicator in t.indicators]  # the columns, in order
-        now = int(time.time() * 1000)
         try:
+            if not self._unrecorded.isdisjoint(refs):
+                self._record()
+            self._unrecorded.update(refs)
             _bulk(self.db, "INSERT OR REPLACE INTO threats SELECT * FROM {rows}",
                   [(t.kind, t.id, t.label, t.first_published, t.last_published, t.json) for t in threats])
-            for kind, among in ids.items():
+            for kind, among in _ids(refs).items():
                 self.db.execute(f"DELETE FROM deleted_threats WHERE threat_type = ? AND threat_id IN {IDS}",
                                 (kind, among))
-            held = self._indicator_rows(ids)
+            held = self._indicator_rows(_ids(again)) if again else set()
             if held:
-                wanted = set(rows)
-                dropped = [row[:4] for row in held - wanted]
+                dropped = [row[:4] for row in held - set(rows)]
                 self.db.executemany(
                     "DELETE FROM indicators WHERE threat_type = ? AND threat_id = ? AND kind = ? AND value = ?", dropped
                 )
+                now = int(time.time() * 1000)
+                self.db.executemany(
+                    "UPDATE indicator_history SET last_seen = ?, withdrawn_at = ? WHERE threat_type = ? "
+                    "AND threat_id = ? AND kind = ? AND value = ?", [(now, now, *row) for row in dropped]
+                )
                 rows = [row for row in rows if row not in held]
-                self._history_seen(ids, dropped, now)
             _bulk(self.db, "INSERT INTO indicators SELECT * FROM {rows}", rows)
-            _bulk(self.db, "INSERT INTO indicator_history SELECT * FROM {rows} ON CONFLICT DO UPDATE "
-                           "SET last_seen = excluded.last_seen, withdrawn_at = NULL",
-                  [(*row[:4], now, now, None) for row in rows])
         except sqlite3.Error as exc:
             raise AdapterError(self.name, f"cannot write to {self.path}: {exc}") from None
 
-    def _history_seen(self, ids: Mapping[str, bytes], dropped: Sequence[tuple[Any, ...]], now: int) -> None:
-        """The history of re-delivered threats: their listed indicators seen ``now``, the ``dropped`` ones no more."""
-        for kind, among in ids.items():
-            self.db.execute(f"UPDATE indicator_history SET last_seen = ? WHERE threat_type = ? AND threat_id IN {IDS} "
-                            "AND withdrawn_at IS NULL", (now, kind, among))
-        self.db.executemany(
-            "UPDATE indicator_history SET withdrawn_at = ? WHERE threat_type = ? AND threat_id = ? AND kind = ? "
-            "AND value = ?",
-            [(now, *row) for row in dropped],
-        )
+    def _record(self) -> None:
+        """Write the history of the threats delivered since the last call: each indicator row
+        they hold now is seen now (a new row first seen now, a row withdrawn listed again).
+
+        It runs in SQLite, over the rows the deliveries wrote, before each commit (in the same
+        transaction), and before a threat it has not recorded yet is delivered again or withdrawn
+        (so the rows a new version drops are in the history to be marked). A history row's
+        first and last seen are thus the time of the commit (or of that later delivery), not
+        of the delivery. Binding each row a second time from Python cost a backfill a second.
+        """
+        now = int(time.time() * 1000)
+        for kind, among in _ids(self._unrecorded).items():
+            self.db.execute(
+                "INSERT INTO indicator_history SELECT threat_type, threat_id, kind, value, ?, ?, NULL "
+                f"FROM indicators WHERE threat_type = ? AND threat_id IN {IDS} "
+                "ON CONFLICT DO UPDATE SET last_seen = excluded.last_seen, withdrawn_at = NULL", (now, now, kind, among)
+            )
+        self._unrecorded.clear()
 
     def _indicator_rows(self, ids: Mapping[str, bytes]) -> set[tuple[Any, ...]]:
         """The indicator rows the store holds for these threats (read in one step, as one JSON array)."""
@@ -257,6 +279,8 @@ class SqliteAdapter(Adapter):
     def withdraw(self, refs: Sequence[ThreatRef]) -> None:
         now = int(time.time() * 1000)
         try:
+            if not self._unrecorded.isdisjoint(refs):
+                self._record()
             for kind, among in _ids(refs).items():
                 self.db.execute(f"DELETE FROM threats WHERE threat_type = ? AND threat_id IN {IDS}", (kind, among))
                 self.db.execute(f"DELETE FROM indicators WHERE threat_type = ? AND threat_id IN {IDS}", (kind, among))
@@ -269,6 +293,7 @@ class SqliteAdapter(Adapter):
 
     def commit(self) -> None:
         try:
+            self._record()
             self.db.commit()
         except sqlite3.Error as exc:
             raise AdapterError(self.name, f"cannot commit to {self.path}: {exc}") from None
@@ -277,6 +302,7 @@ class SqliteAdapter(Adapter):
         """Roll back what was not committed; build the indexes the bulk load went without."""
         if self._db is not None:
             self._db.rollback()
+            self._unrecorded.clear()
             try:
                 if self._index_deferred:
                     self._db.executescript(INDEXES)
