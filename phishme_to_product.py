@@ -1,9 +1,7 @@
 #!/usr/bin/env python3
 """The entry point cron runs: ``python phishme_to_product.py -conf /path/config.ini``."""
 
-import sys
-
-from phishme_intel.cli import main
+from phishme_intel.cli import script
 
 if __name__ == "__main__":
-    sys.exit(main())
+    script()

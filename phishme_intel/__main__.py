@@ -1,7 +1,5 @@
 """``python -m phishme_intel -conf config.ini``."""
 
-import sys
+from .cli import script
 
-from .cli import main
-
-sys.exit(main())
+script()
