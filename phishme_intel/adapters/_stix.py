@@ -62,6 +62,10 @@ SHARED = ("identity", "malware")
 _MALICIOUS = ("malicious-activity",)  # a tuple: shared by every indicator, and nobody can change it
 _SECONDS = "%Y-%m-%dT%H:%M:%S"
 _VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}  # RFC 4122: 10xx
+#: hashlib lets go of the interpreter lock to hash 2048 bytes or more, and a thread that lets go
+#: of it waits for it again behind the others (up to the switch interval): a bundle's id is hashed
+#: in pieces smaller than that, which take microseconds.
+_HASHED_HOLDING_THE_LOCK = 2047
 
 
 class _Times(NamedTuple):
@@ -160,12 +164,14 @@ class BundleId:
     def add(self, objects: Iterable[dict[str, Any]]) -> None:
         lines = "\n".join([f"{obj['id']}@{obj['modified']}" for obj in objects])
         if lines:
-            self._hash.update(lines.encode() if self._first else f"\n{lines}".encode())
+            data = memoryview(lines.encode() if self._first else f"\n{lines}".encode())
+            for start in range(0, len(data), _HASHED_HOLDING_THE_LOCK):
+                self._hash.update(data[start:start + _HASHED_HOLDING_THE_LOCK])
             self._first = False
 
     @property
     def id(self) -> str:
-        return f"bundle--{_uuid5_text(self._hash.digest())}"
+        return f"bundle--{_uuid5_text(self._hash.hexdigest())}"
 
 
 def _indicator(
@@ -216,12 +222,11 @@ def _id(kind: str, name: str) -> str:
     """``<kind>--<UUIDv5 of name>``: :func:`uuid.uuid5` without building a UUID object."""
     digest = _NAMESPACE_HASH.copy()
     digest.update(name.encode())
-    return f"{kind}--{_uuid5_text(digest.digest())}"
+    return f"{kind}--{_uuid5_text(digest.hexdigest())}"
 
 
-def _uuid5_text(digest: bytes) -> str:
-    """The UUIDv5 text of a SHA-1 ``digest``: its first 16 bytes, version 5, RFC 4122 variant."""
-    text = digest.hex()
+def _uuid5_text(text: str) -> str:
+    """The UUIDv5 text of a SHA-1 digest (its hex ``text``): its first 16 bytes, version 5, RFC 4122 variant."""
     return f"{text[:8]}-{text[8:12]}-5{text[13:16]}-{_VARIANT[text[16]]}{text[17:20]}-{text[20:32]}"
 
 
