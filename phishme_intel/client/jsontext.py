@@ -118,7 +118,7 @@ def _orjson_elements(content: bytes, path: tuple[str, ...]) -> list[Known | None
     if padding < 1:
         return None
     try:
-        value = orjson.loads(b"[" * padding + content + b"]" * padding)
+        value = orjson.loads(b"".join((b"[" * padding, content, b"]" * padding)))
     except orjson.JSONDecodeError:
         return None
     for _ in range(padding):
