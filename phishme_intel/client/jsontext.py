@@ -48,8 +48,8 @@ def decode_answer(content: bytes, path: tuple[str, ...]) -> tuple[Any, list[str]
     ValueError when it is not one JSON document. The decoded document and the texts are those
     :func:`decode_keeping` gives.
     """
+    known = _orjson_elements(content, path)  # first: the padded copy it makes is gone before the text is made
     text = content.decode("utf-8-sig")
-    known = _orjson_elements(content, path)
     if known is None:
         return decode_keeping(text, path, nesting(content))
     return decode_keeping(text, path, 0, known)
