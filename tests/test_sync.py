@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -10,9 +11,11 @@ from configupdater import ConfigUpdater
 from support import PASSWORD, USER, store, write_config
 
 import phishme_intel
+from phishme_intel.adapters.base import Adapter
 from phishme_intel.client import ApiClient
 from phishme_intel.config import load
-from phishme_intel.errors import ApiUnavailable
+from phishme_intel.errors import AdapterError, ApiUnavailable
+from phishme_intel.models import Threat, ThreatRef
 from phishme_intel.simulator import Simulator
 from phishme_intel.state import ConfigCheckpoint, Report
 from phishme_intel.sync import synchronize
@@ -204,3 +207,77 @@ def test_many_small_changelog_pages_are_all_followed(tmp_path, dataset):
 
     assert report.delivered == len(set(republished))
     assert report.commits >= 20
+
+
+
+class PositionWatcher(Adapter):
+    """Notes each call it gets, with the position config.ini holds at that moment; fails its ``fail_at``-th commit."""
+
+    name = "position_watcher"
+
+    def __init__(self, config: Path, fail_at: int = 0) -> None:
+        super().__init__({})
+        self.checkpoint = ConfigCheckpoint(str(config))
+        self.fail_at = fail_at
+        self.calls: list[tuple[str, str | None]] = []
+
+    def deliver(self, threats: Sequence[Threat]) -> None:
+        self.calls.append(("deliver", self.checkpoint.load().position))
+
+    def withdraw(self, refs: Sequence[ThreatRef]) -> None:
+        self.calls.append(("withdraw", self.checkpoint.load().position))
+
+    def commit(self) -> None:
+        self.calls.append(("commit", self.checkpoint.load().position))
+        if sum(call == "commit" for call, _ in self.calls) == self.fail_at:
+            raise AdapterError(self.name, "cannot commit: fail_at")
+
+
+def watched_updates_run(config: Path, watcher: PositionWatcher) -> Report:
+    """The updates run of ``config``'s adapters and ``watcher``."""
+    loaded = load(str(config))
+    client = ApiClient(loaded.api, loaded.proxy)
+    try:
+        stores = [adapter(settings) for adapter, settings in loaded.adapters.values()]
+        return synchronize(client, [*stores, watcher], ConfigCheckpoint(loaded.path), loaded.api, loaded.state)
+    finally:
+        client.close()
+
+
+def test_nothing_of_a_changelog_page_reaches_the_adapters_before_the_page_before_it_is_committed_and_stored(
+    tmp_path, dataset
+):
+    with Simulator(dataset, user=USER, password=PASSWORD, updates_page_size=15) as simulator:
+        config = write_config(tmp_path, simulator.url)
+        phishme_intel.run(str(config))
+        before = _state(config)["position"]
+        dataset.republish(60)
+        dataset.delete(12)
+        watcher = PositionWatcher(config)
+
+        report = watched_updates_run(config, watcher)
+
+    commits = [position for call, position in watcher.calls if call == "commit"]
+    assert report.commits == len(commits) >= 5
+    stored = [before, *commits[1:], report.position]  # the position each commit stored, in turn
+    assert len(set(stored)) == len(stored)
+    page = 0
+    for call, position in watcher.calls:
+        assert position == stored[page], (call, page)
+        page += call == "commit"
+
+
+def test_a_commit_that_fails_mid_updates_ends_the_run_with_its_error_and_nothing_after_it(tmp_path, dataset):
+    with Simulator(dataset, user=USER, password=PASSWORD, updates_page_size=15) as simulator:
+        config = write_config(tmp_path, simulator.url)
+        phishme_intel.run(str(config))
+        dataset.republish(60)
+        watcher = PositionWatcher(config, fail_at=2)
+
+        with pytest.raises(AdapterError, match=r"position_watcher.*fail_at"):
+            watched_updates_run(config, watcher)
+
+    assert watcher.calls[-1][0] == "commit"  # the run handed the adapters nothing after it
+    first_commit_stored = watcher.calls[-1][1]
+    assert _state(config)["position"] == first_commit_stored
+    assert [call for call, _ in watcher.calls].count("commit") == 2

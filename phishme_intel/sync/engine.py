@@ -60,7 +60,12 @@ class Engine:
         return threats
 
     def deliver(self, threats: list[Threat]) -> None:
-        """Hand ``threats`` to the adapters; count them, and the values the gate turned away or allow-lists.
+        """:meth:`tally` ``threats``, then :meth:`hand_over` them."""
+        self.tally(threats)
+        self.hand_over(threats)
+
+    def tally(self, threats: list[Threat]) -> None:
+        """Count the values of ``threats`` the gate turned away or allow-lists.
 
         A rejected value is logged at debug with its threat; an allow-listed one at info, once per run.
         The gate runs here, before the adapters get the threats on their threads.
@@ -78,8 +83,11 @@ class Engine:
                         self._allowlisted_seen.add((indicator.kind, indicator.value))
                         log.info("allow-listed, emitted by no adapter: %s %s (first in %s %d)", indicator.kind,
                                  indicator.value, threat.kind, threat.id)
+
+    def hand_over(self, threats: list[Threat]) -> None:
+        """Hand ``threats`` (tallied) to the adapters, and count them."""
         self.fanout.deliver(threats)
-        report.delivered += len(threats)
+        self.report.delivered += len(threats)
 
     def progress(self) -> None:
         """Show the report as it stands to the caller's ``on_progress`` hook, if it gave one."""
