@@ -409,6 +409,12 @@ class _Suffixes(NamedTuple):
     exceptions: frozenset[str]
 
 
+def load_public_suffixes() -> None:
+    """Read the Public Suffix List now rather than at the first domain judged (40-80 ms: see
+    :class:`~phishme_intel.sync.engine.Engine`); it is read once per process either way."""
+    _suffixes()
+
+
 @functools.cache
 def _suffixes() -> _Suffixes:
     rules = _rules()

@@ -58,6 +58,7 @@ def synchronize(
     )
     run.report.started = run.started
     with _rare_cycle_collection(), _quick_switches():
+        run.load_gate()
         try:
             fanout.open()
             if state.position:

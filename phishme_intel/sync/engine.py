@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .. import interrupts
 from ..client import ApiClient
 from ..config import ApiSettings
 from ..errors import ThreatFormatError
 from ..models import DEFAULT_GATE, MALWARE, PHISH, Gate, Threat, parse_threat
+from ..models.indicators import load_public_suffixes
 from ..state import Checkpoint, Report, SyncState
 from .fanout import Fanout
 from .pipeline import Pipeline
@@ -36,6 +39,17 @@ class Engine:
     commit_every_seconds: float = 30.0
     gate: Gate = DEFAULT_GATE
     _allowlisted_seen: set[tuple[str, str]] = field(default_factory=set, init=False, repr=False)
+    _gate_loading: threading.Thread | None = field(default=None, init=False, repr=False)
+
+    def load_gate(self) -> None:
+        """Start reading what the gate needs (the Public Suffix List) on a thread of its own.
+
+        A run's first requests leave the main thread waiting for their answers; read at the
+        first domain the gate judged, the list (40-80 ms) came after them, before the first
+        batch reached the adapters. :meth:`tally` waits for it.
+        """
+        self._gate_loading = threading.Thread(target=_load_gate, name="phishme-gate", daemon=True)
+        self._gate_loading.start()
 
     @property
     def kinds(self) -> tuple[str, ...]:
@@ -70,6 +84,9 @@ class Engine:
         A rejected value is logged at debug with its threat; an allow-listed one at info, once per run.
         The gate runs here, before the adapters get the threats on their threads.
         """
+        if self._gate_loading is not None:
+            self._gate_loading.join()
+            self._gate_loading = None
         report = self.report
         for threat in threats:
             for rejected in threat.rejected:
@@ -101,3 +118,8 @@ class Engine:
         self.report.commits += 1
         self.report.position = state.position
         self.report.backfill_done = state.backfill_done
+
+
+def _load_gate() -> None:
+    interrupts.main_thread_only()
+    load_public_suffixes()
