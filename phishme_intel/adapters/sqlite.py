@@ -212,8 +212,9 @@ class SqliteAdapter(Adapter):
     def deliver(self, threats: Sequence[Threat]) -> None:
         """Replace each threat's rows. Only the indicator rows that changed are written: a
         re-published threat mostly keeps its indicators, and rewriting them all (two B-trees
-        each) took most of an updates run. The history of the rows is written later, by
-        :meth:`_record`."""
+        each) took most of an updates run; a row whose impact, role or family changed is
+        updated in place, not deleted and inserted. The history of the rows is written later,
+        by :meth:`_record`."""
         threats = list({t.ref: t for t in threats}.values())  # a threat twice in one batch: the last one counts
         refs = [t.ref for t in threats]
         # A bulk load holds no rows of a threat this run has not delivered: it need not look.
@@ -232,19 +233,28 @@ class SqliteAdapter(Adapter):
                                 (kind, among))
             held = self._indicator_rows(_ids(again)) if again else set()
             if held:
-                dropped = [row[:4] for row in held - set(rows)]
-                self.db.executemany(
-                    "DELETE FROM indicators WHERE threat_type = ? AND threat_id = ? AND kind = ? AND value = ?", dropped
-                )
-                now = int(time.time() * 1000)
-                self.db.executemany(
-                    "UPDATE indicator_history SET last_seen = ?, withdrawn_at = ? WHERE threat_type = ? "
-                    "AND threat_id = ? AND kind = ? AND value = ?", [(now, now, *row) for row in dropped]
-                )
+                self._drop(held, rows)
                 rows = [row for row in rows if row not in held]
-            _bulk(self.db, "INSERT INTO indicators SELECT * FROM {rows}", rows)
+            _bulk(self.db, "INSERT INTO indicators SELECT * FROM {rows} ON CONFLICT DO UPDATE SET "
+                           "impact = excluded.impact, role = excluded.role, malware_family = excluded.malware_family",
+                  rows)
         except sqlite3.Error as exc:
             raise AdapterError(self.name, f"cannot write to {self.path}: {exc}") from None
+
+    def _drop(self, held: set[tuple[Any, ...]], rows: Sequence[tuple[Any, ...]]) -> None:
+        """Delete the ``held`` indicator rows whose (kind, value) the threat's new ``rows`` no
+        longer have, and mark them withdrawn in the history (see :meth:`_record`)."""
+        if stale := held.difference(rows):  # rows dropped, or whose impact, role or family changed
+            keys = {row[:4] for row in rows}
+            dropped = [row[:4] for row in stale if row[:4] not in keys]
+            self.db.executemany(
+                "DELETE FROM indicators WHERE threat_type = ? AND threat_id = ? AND kind = ? AND value = ?", dropped
+            )
+            now = int(time.time() * 1000)
+            self.db.executemany(
+                "UPDATE indicator_history SET last_seen = ?, withdrawn_at = ? WHERE threat_type = ? "
+                "AND threat_id = ? AND kind = ? AND value = ?", [(now, now, *row) for row in dropped]
+            )
 
     def _record(self) -> None:
         """Write the history of the threats delivered since the last call: each indicator row
