@@ -3,7 +3,8 @@
 The realistic W1 backfill (10,000 malware + 2,000 phish threats, 0 ms latency) into the
 SQLite store alone, then with each other adapter on beside it (``max_eps = 0``), then with
 all of them on; and, all on, the scale pair (5,000 and 50,000 threats) for memory. Each run
-is the real sync as a process in a fresh folder against one simulator process: JSON files
+is the real sync as a process in a fresh folder (kept until the benchmark ends: see
+:func:`harness.scratch`) against one simulator process: JSON files
 and STIX bundles go to that folder, CEF over TCP to a receiver in this process that reads
 and drops every byte, Splunk HEC events to a collector in this process that answers every
 batch with success. One table row per run: wall and CPU time, peak RSS, and the time added
@@ -15,7 +16,6 @@ from __future__ import annotations
 import argparse
 import socket
 import sys
-import tempfile
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -24,7 +24,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from configupdater import ConfigUpdater
-from harness import BenchSimulator, SyncRun, Workload, run_sync, write_config
+from harness import BenchSimulator, SyncRun, Workload, run_sync, scratch, write_config
 from run import machine
 
 W1 = Workload("W1", 10_000, 2_000, 0)
@@ -113,31 +113,30 @@ def configure(config: Path, adapters: Sequence[str], cef_port: int, hec_port: in
     config.write_text(str(updater))
 
 
-def backfill(simulator: BenchSimulator, adapters: Sequence[str], ports: tuple[int, int]) -> SyncRun:
-    with tempfile.TemporaryDirectory(prefix="phishme-bench-adapters-") as folder:
-        config = write_config(Path(folder), simulator.url, 4, 0)
-        configure(config, adapters, *ports)
-        return run_sync(config, simulator)
+def backfill(simulator: BenchSimulator, adapters: Sequence[str], ports: tuple[int, int], work: Path) -> SyncRun:
+    """One backfill with the SQLite store and ``adapters`` into the empty folder ``work``."""
+    config = write_config(work, simulator.url, 4, 0)
+    configure(config, adapters, *ports)
+    return run_sync(config, simulator)
 
 
 def measure(profile: str, repeat: int, scale: bool) -> list[Row]:
     """The rows of the table, each the fastest of ``repeat`` runs (taking turns round after round)."""
     setups = [("SQLite alone", ()), *((f"+ {name}", (name,)) for name in ADAPTERS), ("all on", ADAPTERS)]
     rows: list[Row] = []
-    with receivers() as ports, tempfile.TemporaryDirectory(prefix="phishme-bench-sim-") as folder:
-        with BenchSimulator(Path(folder), W1, profile, None) as simulator:
+    with receivers() as ports, scratch("phishme-bench-adapters-") as folder:
+        with BenchSimulator(folder("sim-"), W1, profile, None) as simulator:
             runs: list[list[SyncRun]] = [[] for _ in setups]
             for attempt in range(repeat):
                 for (label, adapters), done in zip(setups, runs, strict=True):
                     print(f"  W1 {label}, run {attempt + 1} of {repeat}", file=sys.stderr, flush=True)
-                    done.append(backfill(simulator, adapters, ports))
+                    done.append(backfill(simulator, adapters, ports, folder("run-")))
             rows += [Row(label, W1.threats, min(done, key=lambda run: run.wall))
                      for (label, _), done in zip(setups, runs, strict=True)]
         for workload in SCALE if scale else ():
             print(f"  scale {workload.threats} all on", file=sys.stderr, flush=True)
-            with tempfile.TemporaryDirectory(prefix="phishme-bench-sim-") as other, \
-                    BenchSimulator(Path(other), workload, profile, None) as simulator:
-                rows.append(Row("all on", workload.threats, backfill(simulator, ADAPTERS, ports)))
+            with BenchSimulator(folder("sim-"), workload, profile, None) as simulator:
+                rows.append(Row("all on", workload.threats, backfill(simulator, ADAPTERS, ports, folder("run-"))))
     return rows
 
 

@@ -22,14 +22,13 @@ import math
 import os
 import platform
 import sys
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import floors
 import vendor
-from harness import DAYS, PASSWORD, ROOT, USER, BenchSimulator, SyncRun, Workload, run_sync, write_config
+from harness import DAYS, PASSWORD, ROOT, USER, BenchSimulator, SyncRun, Workload, run_sync, scratch, write_config
 
 from phishme_intel.simulator.threats import PROFILES
 
@@ -80,27 +79,25 @@ class Result:
         return None if self.vendor is None else self.vendor[0].wall + self.vendor[1].wall
 
 
-def measure(workload: Workload, setup: Setup) -> Result:
-    """One workload, start to end, in a fresh temporary folder."""
-    with tempfile.TemporaryDirectory(prefix="phishme-bench-") as folder:
-        work = Path(folder)
-        with BenchSimulator(work, workload, setup.profile, setup.detections) as simulator:
-            config = write_config(work, simulator.url, setup.concurrency, setup.rate)
-            begin = int(dt.datetime.combine(
-                dt.date.today() - dt.timedelta(days=DAYS + 1), dt.time(), dt.timezone.utc
-            ).timestamp())
-            end = int(dt.datetime.now(dt.timezone.utc).timestamp())
-            bottom = floors.measure(simulator.url, USER, PASSWORD, begin, end, setup.concurrency, work)
-            backfill = run_sync(config, simulator)
-            theirs = None
-            if setup.vendor and workload.side_by_side:
-                their_config = vendor.write_config(work, simulator.url)
-                theirs = vendor.run(setup.vendor, their_config, simulator, workload.threats)
-            changed = simulator.control("POST", f"mutate?republish={workload.republish}&delete={workload.delete}")
-            updates = run_sync(config, simulator)
-            if setup.vendor and workload.side_by_side:
-                live = {tuple(key) for key in changed["republished"]} - {tuple(key) for key in changed["deleted"]}
-                theirs = theirs, vendor.run(setup.vendor, their_config, simulator, len(live))
+def measure(workload: Workload, setup: Setup, work: Path) -> Result:
+    """One workload, start to end, in the empty folder ``work``."""
+    with BenchSimulator(work, workload, setup.profile, setup.detections) as simulator:
+        config = write_config(work, simulator.url, setup.concurrency, setup.rate)
+        begin = int(dt.datetime.combine(
+            dt.date.today() - dt.timedelta(days=DAYS + 1), dt.time(), dt.timezone.utc
+        ).timestamp())
+        end = int(dt.datetime.now(dt.timezone.utc).timestamp())
+        bottom = floors.measure(simulator.url, USER, PASSWORD, begin, end, setup.concurrency, work)
+        backfill = run_sync(config, simulator)
+        theirs = None
+        if setup.vendor and workload.side_by_side:
+            their_config = vendor.write_config(work, simulator.url)
+            theirs = vendor.run(setup.vendor, their_config, simulator, workload.threats)
+        changed = simulator.control("POST", f"mutate?republish={workload.republish}&delete={workload.delete}")
+        updates = run_sync(config, simulator)
+        if setup.vendor and workload.side_by_side:
+            live = {tuple(key) for key in changed["republished"]} - {tuple(key) for key in changed["deleted"]}
+            theirs = theirs, vendor.run(setup.vendor, their_config, simulator, len(live))
     return Result(workload, backfill, updates, bottom, math.ceil((end - begin) / (WINDOW_HOURS * 3600)), theirs)
 
 
@@ -111,11 +108,12 @@ def best(workloads: Sequence[Workload], setup: Setup, repeat: int) -> list[Resul
     fall on one workload's runs only.
     """
     runs: list[list[Result]] = [[] for _ in workloads]
-    for attempt in range(repeat):
-        for workload, done in zip(workloads, runs, strict=True):
-            print(f"  {workload.name} {workload.threats} threats at {workload.latency_ms:g} ms, "
-                  f"run {attempt + 1} of {repeat}", file=sys.stderr, flush=True)
-            done.append(measure(workload, setup))
+    with scratch("phishme-bench-") as folder:
+        for attempt in range(repeat):
+            for workload, done in zip(workloads, runs, strict=True):
+                print(f"  {workload.name} {workload.threats} threats at {workload.latency_ms:g} ms, "
+                      f"run {attempt + 1} of {repeat}", file=sys.stderr, flush=True)
+                done.append(measure(workload, setup, folder(f"{workload.name}-")))
     return [_fastest(done) for done in runs]
 
 
