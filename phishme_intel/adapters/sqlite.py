@@ -170,8 +170,6 @@ class SqliteAdapter(Adapter):
         self._index_deferred = False
         #: The threats delivered since the history was last written (see :meth:`_record`).
         self._unrecorded: set[ThreatRef] = set()
-        #: While bulk-loading, the threats this run delivered: only these can hold rows yet.
-        self._delivered: set[ThreatRef] = set()
 
     @property
     def db(self) -> sqlite3.Connection:
@@ -188,7 +186,6 @@ class SqliteAdapter(Adapter):
             self._db.execute("PRAGMA busy_timeout=10000")
             self._db.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
             self._prepare(self._db)
-            self._delivered.clear()
             self._index_deferred = self._db.execute("SELECT 1 FROM indicators LIMIT 1").fetchone() is None
             if self._index_deferred:
                 self._db.executescript("DROP INDEX IF EXISTS indicators_by_value; "
@@ -217,22 +214,19 @@ class SqliteAdapter(Adapter):
         by :meth:`_record`."""
         latest = {t.ref: t for t in threats}  # a threat twice in one batch: the last one counts
         refs, threats = list(latest), list(latest.values())
-        # A bulk load holds no rows of a threat this run has not delivered: it need not look.
-        again = [ref for ref in refs if ref in self._delivered] if self._index_deferred else refs
-        if self._index_deferred:
-            self._delivered.update(refs)
         # The columns, in order; a threat's first two shared by its rows (a fifth less CPU than a tuple built per row).
         rows = [ref + indicator[:5] for ref, t in latest.items() for indicator in t.indicators]
         try:
             if not self._unrecorded.isdisjoint(refs):
                 self._record()
             self._unrecorded.update(refs)
+            ids = _ids(refs)
+            held = self._indicator_rows(self._stored(ids))
             _bulk(self.db, "INSERT OR REPLACE INTO threats SELECT * FROM {rows}",
                   [(t.kind, t.id, t.label, t.first_published, t.last_published, t.json) for t in threats])
-            for kind, among in _ids(refs).items():
+            for kind, among in ids.items():
                 self.db.execute(f"DELETE FROM deleted_threats WHERE threat_type = ? AND threat_id IN {IDS}",
                                 (kind, among))
-            held = self._indicator_rows(_ids(again)) if again else set()
             if held:
                 self._drop(held, rows)
                 rows = [row for row in rows if row not in held]
@@ -275,6 +269,20 @@ class SqliteAdapter(Adapter):
                 "ON CONFLICT DO UPDATE SET last_seen = excluded.last_seen, withdrawn_at = NULL", (now, now, kind, among)
             )
         self._unrecorded.clear()
+
+    def _stored(self, ids: Mapping[str, bytes]) -> dict[str, bytes]:
+        """Those of ``ids`` (as :func:`_ids` gives them) the ``threats`` table holds, alike.
+
+        Read from its small key index: a backfill holds none of most threats it delivers, and
+        looking for their indicator rows cost it a quarter of a second.
+        """
+        found = {}
+        for kind, among in ids.items():
+            (stored,) = self.db.execute(f"SELECT json_group_array(threat_id) FROM threats WHERE threat_type = ? "
+                                        f"AND threat_id IN {IDS}", (kind, among)).fetchone()
+            if stored != "[]":
+                found[kind] = stored
+        return found
 
     def _indicator_rows(self, ids: Mapping[str, bytes]) -> set[tuple[Any, ...]]:
         """The indicator rows the store holds for these threats (read in one step, as one JSON array)."""
