@@ -64,6 +64,8 @@ CSV_COLUMNS = (
     "last_published",
 )
 _CHUNK = 65536
+#: How many entries of a list are written at once (their lines joined).
+_ROWS = 1024
 _T = TypeVar("_T")
 _RANK = {impact: len(IMPACTS) - position for position, impact in enumerate(IMPACTS)}  # Major 4 .. None 1
 
@@ -218,20 +220,13 @@ class BlocklistsAdapter(Adapter):
         """Write the list of ``kind`` (no CSV) from the store's distinct ``(kind, value)`` ``pairs``
         of rows that passed this run's gate; its values when the other formats need them."""
         allowlist = self.gate.allowlist
-        stripped = kind == "url" and self.strip_url_scheme
-
-        def values() -> Iterator[str]:
-            last = None
-            for _kind, value in pairs:
-                if allowlist and allowlist.covers(kind, value):
-                    continue
-                if stripped:
-                    value = without_scheme(value)
-                if value != last:  # http and https of one URL come one after the other, the same once stripped
-                    yield value
-                    last = value
-
-        return self._write_kind(kind, ((value, None) for value in values()))
+        values: Iterator[str] = map(itemgetter(1), pairs)
+        if allowlist:
+            values = (value for value in values if not allowlist.covers(kind, value))
+        if kind == "url" and self.strip_url_scheme:
+            # http and https of one URL come one after the other, the same once stripped
+            values = (value for value, _same in itertools.groupby(map(without_scheme, values)))
+        return self._write_kind(kind, zip(values, itertools.repeat(None)))
 
     def _names(self, kind: str) -> list[str]:
         """The files of the plain lists of ``kind``: its ``.txt``, and its ``.csv`` when ``csv``."""
@@ -240,8 +235,8 @@ class BlocklistsAdapter(Adapter):
         return []
 
     def _write_kind(self, kind: str, entries: Iterator[tuple[str, Listing | None]]) -> list[str]:
-        """Write the files of ``kind`` as its ``(value, entry)`` come (the entry for the CSV); its values
-        when the other formats need them."""
+        """Write the files of ``kind`` as its ``(value, entry)`` come, :data:`_ROWS` at a time (the entry
+        for the CSV); its values when the other formats need them."""
         kept: list[str] = []
         keep = kind in ("domain", "ipv4") and any(fmt != "plain" for fmt in self.formats)
         with contextlib.ExitStack() as stack:
@@ -249,14 +244,17 @@ class BlocklistsAdapter(Adapter):
             if len(outputs) > 1:
                 outputs[1].add_row(CSV_COLUMNS)
             count = 0
-            for value, entry in entries:
-                count += 1
+            while chunk := list(itertools.islice(entries, _ROWS)):
+                count += len(chunk)
+                values = [value for value, _entry in chunk]
                 if outputs:
-                    outputs[0].add_line(f"{value}\n")
-                if len(outputs) > 1 and entry is not None:
-                    outputs[1].add_row(_csv_cells(entry))
+                    outputs[0].add_lines(values)
+                if len(outputs) > 1:
+                    for _value, entry in chunk:
+                        if entry is not None:
+                            outputs[1].add_row(_csv_cells(entry))
                 if keep:
-                    kept.append(value)
+                    kept += values
             for output in outputs:
                 output.finish()
         self.log.debug("%s: %d entries", kind, count)
@@ -380,8 +378,10 @@ class _Output:
     def add(self, data: bytes) -> None:
         self._guarded(self._replacement.write, data)
 
-    def add_line(self, line: str) -> None:
-        self._text.write(line)
+    def add_lines(self, lines: list[str]) -> None:
+        """Each of ``lines`` followed by a newline."""
+        self._text.write("\n".join(lines))
+        self._text.write("\n")
         if self._text.tell() >= _CHUNK:
             self._flush()
 
