@@ -10,7 +10,8 @@ lane
     go of the interpreter's lock, so they run beside the decoding on the machine's other core),
     but it gets no further ahead than that, so memory stays flat.
 
-The engine hands every batch to :class:`Fanout`, which queues it on every lane and returns.
+The engine hands every batch to :class:`Fanout`, which queues it on every lane and returns;
+the lanes with room get it first, so one still busy with the last batch holds back none after it.
 :meth:`Fanout.commit` waits until every lane has done everything handed to it before, then
 commits the store adapters and, once they committed, the others; it returns when every
 commit did, so the engine stores its position only then. An adapter built from the store
@@ -94,8 +95,9 @@ class Fanout:
         self._lanes = []
 
     def _hand(self, action: str, batch: Sequence[Any]) -> None:
+        """Queue the batch on every lane: first on those with room, then (waiting) on the others."""
         self._raise_failure()
-        for lane in self._lanes:
+        for lane in [lane for lane in self._lanes if not lane.post(action, batch, wait=False)]:
             lane.post(action, batch)
 
     def _raise_failure(self) -> None:
@@ -119,10 +121,15 @@ class _Lane:
         self._thread = threading.Thread(target=self._run, name=f"phishme-adapter-{adapter.name}", daemon=True)
         self._thread.start()
 
-    def post(self, action: str, batch: Sequence[Any]) -> None:
-        """Queue ``adapter.<action>(batch)``; waits while the lane holds :attr:`Fanout.depth` batches."""
-        self._room.acquire()
+    def post(self, action: str, batch: Sequence[Any], wait: bool = True) -> bool:
+        """Queue ``adapter.<action>(batch)`` once the lane holds fewer than :attr:`Fanout.depth` batches.
+
+        With ``wait`` False, only if it does now: False then, and nothing is queued.
+        """
+        if not self._room.acquire(blocking=wait):
+            return False
         self._jobs.put((self._batch, (action, batch), None))
+        return True
 
     def ask(self, call: Callable[..., Any], *args: Any) -> Future[Any]:
         """Queue ``call(*args)`` to run on the lane; its future holds its result or its error."""
