@@ -75,12 +75,31 @@ def header(style: str, facility: int, severity: int, hostname: str, now: float |
     ``rfc5424``: ``<PRI>1 2026-11-23T11:30:00.123Z host phishme-intel 4242 - - ``;
     ``rfc3164``: ``<PRI>Nov 23 11:30:00 host phishme-intel[4242]: `` (local time).
     """
-    if style == "none":
-        return ""
-    moment = time.time() if now is None else now
-    if style == "rfc5424":
-        return f"<{facility * 8 + severity}>1 {_utc_stamp(moment)} {hostname} {APP_NAME} {os.getpid()} - - "
-    return f"<{facility * 8 + severity}>{_local_second(math.floor(moment))} {hostname} {APP_NAME}[{os.getpid()}]: "
+    return Headers(style, facility, hostname)(severity, now)
+
+
+class Headers:
+    """The :func:`header` of one sender (style, facility, host name and process fixed), made for each message.
+
+    What does not change from one message to the next is formatted once.
+    """
+
+    def __init__(self, style: str, facility: int, hostname: str) -> None:
+        self.style = style
+        self._priorities = [f"<{facility * 8 + severity}>" for severity in range(8)]
+        if style == "rfc5424":
+            self._after = f" {hostname} {APP_NAME} {os.getpid()} - - "
+        else:
+            self._after = f" {hostname} {APP_NAME}[{os.getpid()}]: "
+
+    def __call__(self, severity: int, now: float | None = None) -> str:
+        """The header of a message of syslog ``severity`` (0-7) made ``now`` (default: the current time)."""
+        if self.style == "none":
+            return ""
+        moment = time.time() if now is None else now
+        if self.style == "rfc5424":
+            return f"{self._priorities[severity]}1 {_utc_stamp(moment)}{self._after}"
+        return f"{self._priorities[severity]}{_local_second(math.floor(moment))}{self._after}"
 
 
 def _utc_stamp(moment: float) -> str:

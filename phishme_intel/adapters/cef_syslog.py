@@ -14,6 +14,7 @@ table) absorbs it.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import ssl
@@ -29,10 +30,10 @@ from ._cef import UNSENT_KINDS, Event, removal_event, threat_events
 from ._syslog import (
     FACILITIES,
     FileTransport,
+    Headers,
     TcpTransport,
     Transport,
     UdpTransport,
-    header,
     syslog_severity,
 )
 from .base import Adapter
@@ -94,6 +95,7 @@ class CefSyslogAdapter(Adapter):
         self.hostname: str = settings["hostname"] or socket.gethostname() or "-"
         self.pacer = Throttle(settings["max_eps"])
         self._transport: Transport | None = None
+        self._headers = Headers(self.header, self.facility, self.hostname)
 
     @property
     def transport(self) -> Transport:
@@ -112,17 +114,23 @@ class CefSyslogAdapter(Adapter):
             transport.close()
             raise AdapterError(self.name, f"cannot open {transport.destination}: {describe(exc)}") from None
         self._transport = transport
+        self._headers = Headers(self.header, self.facility, self.hostname)  # this process's id, after any fork
 
     def deliver(self, threats: Sequence[Threat]) -> None:
+        debug = self.log.isEnabledFor(logging.DEBUG)
         for threat in threats:
             events = threat_events(threat)
-            unsent = sum(1 for indicator in threat.indicators if indicator.kind in UNSENT_KINDS)
-            if unsent or not events:
-                self.log.debug("%s %d: %d events; %d subject and sender indicators have no CEF event",
-                               threat.kind, threat.id, len(events), unsent)
+            if debug:
+                self._note_unsent(threat, events)
             for event in events:
                 self._send(event)
         self._push()
+
+    def _note_unsent(self, threat: Threat, events: list[Event]) -> None:
+        unsent = sum(1 for indicator in threat.indicators if indicator.kind in UNSENT_KINDS)
+        if unsent or not events:
+            self.log.debug("%s %d: %d events; %d subject and sender indicators have no CEF event",
+                           threat.kind, threat.id, len(events), unsent)
 
     def withdraw(self, refs: Sequence[ThreatRef]) -> None:
         for ref in refs:
@@ -150,8 +158,7 @@ class CefSyslogAdapter(Adapter):
     def _send(self, event: Event) -> None:
         if self.pacer.interval:
             self.pacer.wait()
-        severity = syslog_severity(event.severity)
-        line = header(self.header, self.facility, severity, self.hostname) + event.format(self.vendor)
+        line = self._headers(syslog_severity(event.severity)) + event.format(self.vendor)
         try:
             self.transport.send(line.encode())
         except OSError as exc:
