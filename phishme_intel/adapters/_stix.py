@@ -32,11 +32,11 @@ import logging
 import time
 import uuid
 from collections.abc import Iterable
-from typing import Any, NamedTuple
+from typing import Any
 
 import orjson
 
-from ..models import Indicator, Threat
+from ..models import Threat
 from . import _stix_patterns as patterns
 
 NAMESPACE = uuid.UUID("5b0c2a8e-3f4d-4d6b-9a57-2f1c6de0a7c1")
@@ -68,20 +68,11 @@ _VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}  
 _HASHED_HOLDING_THE_LOCK = 2047
 
 
-class _Times(NamedTuple):
-    """A threat's times as its objects write them: ``created`` and ``modified`` to the millisecond, ``valid_from``."""
-
-    created: str
-    modified: str
-    valid_from: str
-
-
 def threat_objects(threat: Threat, log: logging.Logger) -> list[dict[str, Any]]:
     """The STIX objects of one threat, always built the same way from the same threat."""
     api_id = threat.ref.api_id
-    times = _Times(_stamp(threat.first_published), _stamp(threat.last_published),
-                   _any_precision(threat.first_published))
-    created, modified = times.created, times.modified
+    created, modified = _stamp(threat.first_published), _stamp(threat.last_published)
+    valid_from = _any_precision(threat.first_published)
     malware = {
         key: {
             "type": "malware", "spec_version": "2.1", "id": _id("malware", f"malware/{key}"),
@@ -90,20 +81,44 @@ def threat_objects(threat: Threat, log: logging.Logger) -> list[dict[str, Any]]:
         }
         for key, name in {name.lower(): name for name in _families(threat)}.items()
     }
+    about = f" of Cofense {threat.kind} threat {threat.id}"
+    named = _NAMESPACE_HASH.copy()  # the ids of a threat's indicators and relationships hash on from its api id
+    named.update(f"{api_id}/".encode())
     indicators: list[dict[str, Any]] = []
     relationships: list[dict[str, Any]] = []
-    for indicator in threat.emitted_indicators:
-        made = _indicator(threat, api_id, indicator, times, log)
-        if made is None:
+    for kind, value, impact, role, family_name, _ in threat.emitted_indicators:
+        pattern = patterns.gated_pattern(kind, value)
+        if pattern is None:
+            log.debug("%s %d: no STIX pattern for a %s indicator; skipped", threat.kind, threat.id, kind)
             continue
+        description = f"{kind}{about}"
+        if role:
+            description += f"; role: {role}"
+        if impact:
+            description += f"; impact: {impact}"
+        if family_name:
+            description += f"; malware family: {family_name}"
+        digest = named.copy()
+        digest.update(f"{kind}/{value}".encode())
+        made_id = f"indicator--{_uuid5_text(digest.hexdigest())}"
+        made = {
+            "type": "indicator", "spec_version": "2.1", "id": made_id, "created_by_ref": COFENSE_ID,
+            "created": created, "modified": modified, "name": value, "description": description,
+            "indicator_types": _MALICIOUS, "pattern": pattern, "pattern_type": "stix", "pattern_version": "2.1",
+            "valid_from": valid_from,
+        }
+        confidence = CONFIDENCE.get(impact or "")
+        if confidence is not None:
+            made["confidence"] = confidence
         indicators.append(made)
-        family = malware.get((indicator.malware_family or "").lower())
+        family = malware.get(family_name.lower()) if family_name else None
         if family is not None:
+            digest = named.copy()
+            digest.update(f"{made_id}/indicates/{family['id']}".encode())
             relationships.append({
-                "type": "relationship", "spec_version": "2.1",
-                "id": _id("relationship", f"{api_id}/{made['id']}/indicates/{family['id']}"),
+                "type": "relationship", "spec_version": "2.1", "id": f"relationship--{_uuid5_text(digest.hexdigest())}",
                 "created_by_ref": COFENSE_ID, "created": created, "modified": modified,
-                "relationship_type": "indicates", "source_ref": made["id"], "target_ref": family["id"],
+                "relationship_type": "indicates", "source_ref": made_id, "target_ref": family["id"],
             })
     contents = [*malware.values(), *indicators, *relationships]
     report: dict[str, Any] = {
@@ -172,33 +187,6 @@ class BundleId:
     @property
     def id(self) -> str:
         return f"bundle--{_uuid5_text(self._hash.hexdigest())}"
-
-
-def _indicator(
-    threat: Threat, api_id: str, indicator: Indicator, times: _Times, log: logging.Logger,
-) -> dict[str, Any] | None:
-    kind, value = indicator.kind, indicator.value
-    pattern = patterns.gated_pattern(kind, value)
-    if pattern is None:
-        log.debug("%s %d: no STIX pattern for a %s indicator; skipped", threat.kind, threat.id, kind)
-        return None
-    description = f"{kind} of Cofense {threat.kind} threat {threat.id}"
-    if indicator.role:
-        description += f"; role: {indicator.role}"
-    if indicator.impact:
-        description += f"; impact: {indicator.impact}"
-    if indicator.malware_family:
-        description += f"; malware family: {indicator.malware_family}"
-    made = {
-        "type": "indicator", "spec_version": "2.1", "id": _id("indicator", f"{api_id}/{kind}/{value}"),
-        "created_by_ref": COFENSE_ID, "created": times.created, "modified": times.modified, "name": value,
-        "description": description, "indicator_types": _MALICIOUS, "pattern": pattern, "pattern_type": "stix",
-        "pattern_version": "2.1", "valid_from": times.valid_from,
-    }
-    confidence = CONFIDENCE.get(indicator.impact or "")
-    if confidence is not None:
-        made["confidence"] = confidence
-    return made
 
 
 def _families(threat: Threat) -> list[str]:

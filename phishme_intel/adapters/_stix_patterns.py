@@ -24,6 +24,7 @@ PATTERN_PATHS = {
     "sha1": "file:hashes.'SHA-1'",
     "sha256": "file:hashes.'SHA-256'",
 }
+_EQUALS = {kind: f"[{target} = '" for kind, target in PATTERN_PATHS.items()}  # each pattern's start but a LIKE's
 
 
 def pattern(kind: str, value: str) -> str | None:
@@ -39,12 +40,14 @@ def gated_pattern(kind: str, value: str) -> str | None:
     The gate's canonical forms are fixed points (tests/test_indicators.py), so checking one
     again only repeats the gate's work; None for a kind no pattern covers.
     """
-    target = PATTERN_PATHS.get(kind)
-    if target is None:
+    start = _EQUALS.get(kind)
+    if start is None:
         return None
     if kind == "domain" and value.startswith("*."):
-        return f"[{target} LIKE '%{quoted(like_literal(value[1:]))}']"
-    return f"[{target} = '{quoted(value)}']"
+        return f"[{PATTERN_PATHS[kind]} LIKE '%{quoted(like_literal(value[1:]))}']"
+    if "\\" in value or "'" in value:
+        value = quoted(value)
+    return f"{start}{value}']"
 
 
 def like_literal(text: str) -> str:
