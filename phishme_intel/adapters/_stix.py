@@ -71,8 +71,8 @@ _HASHED_HOLDING_THE_LOCK = 2047
 def threat_objects(threat: Threat, log: logging.Logger) -> list[dict[str, Any]]:
     """The STIX objects of one threat, always built the same way from the same threat."""
     api_id = threat.ref.api_id
-    created, modified = _stamp(threat.first_published), _stamp(threat.last_published)
-    valid_from = _any_precision(threat.first_published)
+    created, valid_from = _stamps(threat.first_published)
+    modified, published = _stamps(threat.last_published)
     malware = {
         key: {
             "type": "malware", "spec_version": "2.1", "id": _id("malware", f"malware/{key}"),
@@ -129,7 +129,7 @@ def threat_objects(threat: Threat, log: logging.Logger) -> list[dict[str, Any]]:
     if description := _text(threat.raw.get("executiveSummary")):
         report["description"] = description
     report.update({
-        "report_types": ["threat-report"], "published": _any_precision(threat.last_published),
+        "report_types": ["threat-report"], "published": published,
         "object_refs": [COFENSE_ID, *(obj["id"] for obj in contents)], "labels": [threat.kind],
         "external_references": _references(threat),
     })
@@ -146,7 +146,7 @@ def revoked(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if order is not None:
             before = obj["modified"]
             if before not in later:
-                later[before] = _stamp(max(now, _epoch_ms(before) + 1))
+                later[before] = _stamps(max(now, _epoch_ms(before) + 1))[0]
             changed = {**obj, "modified": later[before], "revoked": True}
             obj = {key: changed[key] for key in order if key in changed}
         result.append(obj)
@@ -218,17 +218,12 @@ def _uuid5_text(text: str) -> str:
     return f"{text[:8]}-{text[8:12]}-5{text[13:16]}-{_VARIANT[text[16]]}{text[17:20]}-{text[20:32]}"
 
 
-def _stamp(epoch_ms: int) -> str:
-    """A STIX timestamp to the millisecond: ``2026-11-23T11:30:00.120Z``."""
+def _stamps(epoch_ms: int) -> tuple[str, str]:
+    """A STIX timestamp to the millisecond (``2026-11-23T11:30:00.120Z``), and with the digits it needs (``.12Z``)."""
     whole, millis = divmod(epoch_ms, 1000)
-    return f"{time.strftime(_SECONDS, time.gmtime(whole))}.{millis:03d}Z"
-
-
-def _any_precision(epoch_ms: int) -> str:
-    """A STIX timestamp with the fraction digits it needs: ``...:00.12Z``, ``...:00Z``."""
-    whole, millis = divmod(epoch_ms, 1000)
-    fraction = f".{millis:03d}".rstrip("0").rstrip(".")
-    return f"{time.strftime(_SECONDS, time.gmtime(whole))}{fraction}Z"
+    seconds = time.strftime(_SECONDS, time.gmtime(whole))
+    fraction = f".{millis:03d}"
+    return f"{seconds}{fraction}Z", f"{seconds}{fraction.rstrip('0').rstrip('.')}Z"
 
 
 def _epoch_ms(stamp: str) -> int:
