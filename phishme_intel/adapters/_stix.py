@@ -73,14 +73,16 @@ def threat_objects(threat: Threat, log: logging.Logger) -> list[dict[str, Any]]:
     api_id = threat.ref.api_id
     created, valid_from = _stamps(threat.first_published)
     modified, published = _stamps(threat.last_published)
+    families = _families(threat)
     malware = {
         key: {
             "type": "malware", "spec_version": "2.1", "id": _id("malware", f"malware/{key}"),
             "created_by_ref": COFENSE_ID, "created": SHARED_TIME, "modified": SHARED_TIME, "name": name,
             "is_family": True,
         }
-        for key, name in {name.lower(): name for name in _families(threat)}.items()
+        for key, name in {name.lower(): name for name in families}.items()
     }
+    family_ids = {name: malware[name.lower()]["id"] for name in families}  # as an indicator names it
     about = f" of Cofense {threat.kind} threat {threat.id}"
     named = _NAMESPACE_HASH.copy()  # the ids of a threat's indicators and relationships hash on from its api id
     named.update(f"{api_id}/".encode())
@@ -111,14 +113,14 @@ def threat_objects(threat: Threat, log: logging.Logger) -> list[dict[str, Any]]:
         if confidence is not None:
             made["confidence"] = confidence
         indicators.append(made)
-        family = malware.get(family_name.lower()) if family_name else None
-        if family is not None:
+        family_id = family_ids.get(family_name or "")
+        if family_id is not None:
             digest = named.copy()
-            digest.update(f"{made_id}/indicates/{family['id']}".encode())
+            digest.update(f"{made_id}/indicates/{family_id}".encode())
             relationships.append({
                 "type": "relationship", "spec_version": "2.1", "id": f"relationship--{_uuid5_text(digest.hexdigest())}",
                 "created_by_ref": COFENSE_ID, "created": created, "modified": modified,
-                "relationship_type": "indicates", "source_ref": made_id, "target_ref": family["id"],
+                "relationship_type": "indicates", "source_ref": made_id, "target_ref": family_id,
             })
     contents = [*malware.values(), *indicators, *relationships]
     report: dict[str, Any] = {
