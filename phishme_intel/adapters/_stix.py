@@ -86,6 +86,16 @@ def threat_objects(threat: Threat, log: logging.Logger) -> list[dict[str, Any]]:
     about = f" of Cofense {threat.kind} threat {threat.id}"
     named = _NAMESPACE_HASH.copy()  # the ids of a threat's indicators and relationships hash on from its api id
     named.update(f"{api_id}/".encode())
+    # the properties a threat's indicators and relationships share, in order: each is a copy with its own filled in
+    indicator_form = {
+        "type": "indicator", "spec_version": "2.1", "id": "", "created_by_ref": COFENSE_ID, "created": created,
+        "modified": modified, "name": "", "description": "", "indicator_types": _MALICIOUS, "pattern": "",
+        "pattern_type": "stix", "pattern_version": "2.1", "valid_from": valid_from,
+    }
+    relationship_form = {
+        "type": "relationship", "spec_version": "2.1", "id": "", "created_by_ref": COFENSE_ID, "created": created,
+        "modified": modified, "relationship_type": "indicates", "source_ref": "", "target_ref": "",
+    }
     indicators: list[dict[str, Any]] = []
     relationships: list[dict[str, Any]] = []
     for kind, value, impact, role, family_name, _ in threat.emitted_indicators:
@@ -103,12 +113,8 @@ def threat_objects(threat: Threat, log: logging.Logger) -> list[dict[str, Any]]:
         digest = named.copy()
         digest.update(f"{kind}/{value}".encode())
         made_id = f"indicator--{_uuid5_text(digest.hexdigest())}"
-        made = {
-            "type": "indicator", "spec_version": "2.1", "id": made_id, "created_by_ref": COFENSE_ID,
-            "created": created, "modified": modified, "name": value, "description": description,
-            "indicator_types": _MALICIOUS, "pattern": pattern, "pattern_type": "stix", "pattern_version": "2.1",
-            "valid_from": valid_from,
-        }
+        made = indicator_form.copy()
+        made["id"], made["name"], made["description"], made["pattern"] = made_id, value, description, pattern
         confidence = CONFIDENCE.get(impact or "")
         if confidence is not None:
             made["confidence"] = confidence
@@ -117,11 +123,10 @@ def threat_objects(threat: Threat, log: logging.Logger) -> list[dict[str, Any]]:
         if family_id is not None:
             digest = named.copy()
             digest.update(f"{made_id}/indicates/{family_id}".encode())
-            relationships.append({
-                "type": "relationship", "spec_version": "2.1", "id": f"relationship--{_uuid5_text(digest.hexdigest())}",
-                "created_by_ref": COFENSE_ID, "created": created, "modified": modified,
-                "relationship_type": "indicates", "source_ref": made_id, "target_ref": family_id,
-            })
+            related = relationship_form.copy()
+            related["id"] = f"relationship--{_uuid5_text(digest.hexdigest())}"
+            related["source_ref"], related["target_ref"] = made_id, family_id
+            relationships.append(related)
     contents = [*malware.values(), *indicators, *relationships]
     report: dict[str, Any] = {
         "type": "report", "spec_version": "2.1", "id": _id("report", api_id), "created_by_ref": COFENSE_ID,
