@@ -98,14 +98,26 @@ def test_the_rpz_serial_stays_while_the_records_do_and_grows_when_they_change(tm
 
 class Unbound:
     """A real unbound on 127.0.0.1 that includes ``include``; it drops to ``nobody`` and answers
-    REFUSED for every name outside its local zones, so it never sends a query anywhere."""
+    REFUSED for every name outside its local zones, so it never sends a query anywhere.
+
+    The port is a free one when it is picked; if something takes it before unbound binds it
+    (unbound says "Address already in use" and ends), unbound starts again on another.
+    """
 
     def __init__(self, folder: Path, include: Path) -> None:
-        port = _free_port()
-        self.port = port
+        for _attempt in range(5):
+            if self._start(folder, include):
+                return
+            if not any("address already in use" in line.lower() for line in self.log):
+                break
+        raise AssertionError(f"unbound did not start: {self.log}")
+
+    def _start(self, folder: Path, include: Path) -> bool:
+        """Start unbound on a free port; True once it serves, False if it ended first."""
+        self.port = _free_port()
         config = folder / "unbound.conf"
         config.write_text(
-            f"server:\n    interface: 127.0.0.1\n    port: {port}\n    do-ip6: no\n    do-daemonize: no\n"
+            f"server:\n    interface: 127.0.0.1\n    port: {self.port}\n    do-ip6: no\n    do-daemonize: no\n"
             "    use-syslog: no\n    logfile: \"\"\n    pidfile: \"\"\n    chroot: \"\"\n    username: \"nobody\"\n"
             f"    directory: \"{folder}\"\n    verbosity: 1\n    module-config: \"iterator\"\n"
             "    local-zone: \".\" refuse\n    do-not-query-localhost: yes\n"
@@ -113,19 +125,25 @@ class Unbound:
         checked = subprocess.run(["unbound-checkconf", str(config)], capture_output=True, text=True)
         assert checked.returncode == 0, checked.stdout + checked.stderr
         self.process = subprocess.Popen(["unbound", "-d", "-c", str(config)], stderr=subprocess.PIPE, text=True)
-        self.started = threading.Event()
+        self.serving = False
+        self.settled = threading.Event()  # serving, or ended
         self.log: list[str] = []
         threading.Thread(target=self._read, daemon=True).start()
-        if not self.started.wait(30):
+        if not self.settled.wait(30):
             self.close()
-            raise AssertionError(f"unbound did not start: {self.log}")
+            raise AssertionError(f"unbound neither started nor ended: {self.log}")
+        if not self.serving:
+            self.process.wait(10)
+        return self.serving
 
     def _read(self) -> None:
         assert self.process.stderr is not None
         for line in self.process.stderr:
             self.log.append(line)
             if "start of service" in line:
-                self.started.set()
+                self.serving = True
+                self.settled.set()
+        self.settled.set()
 
     def answer(self, name: str) -> str:
         reply = dns.query.udp(dns.message.make_query(name, "A"), "127.0.0.1", port=self.port, timeout=5)
