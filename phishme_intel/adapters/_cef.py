@@ -164,6 +164,8 @@ _VALUE_EVENTS = {
     kind: (*_MALWARE_SIGNATURES[kind], Fields.of((("cs4Label", VALUE_LABELS[kind]),)))
     for kind in ("url", "domain", "email")
 }
+#: The malware indicator kinds that have an event: those of :data:`_VALUE_EVENTS`, IPv4 and the file hashes.
+_EVENT_KINDS = frozenset({*_VALUE_EVENTS, "ipv4", "md5", "sha1", "sha256"})
 
 
 def _malware_events(threat: Threat) -> Iterator[Event]:
@@ -177,15 +179,15 @@ def _malware_events(threat: Threat) -> Iterator[Event]:
     product = PRODUCTS[MALWARE]
     for indicator in threat.emitted_indicators:
         kind, value, impact = indicator.kind, indicator.value, indicator.impact
+        if kind not in _EVENT_KINDS:
+            continue
+        shares: tuple[Fields, ...] = (common, _described(impact, indicator.malware_family, indicator.role))
         if kind in _VALUE_EVENTS:  # the gate lets no empty value through: its label always goes with it
             signature, name, label = _VALUE_EVENTS[kind]
-            shares: tuple[Fields, ...] = (common, _described(impact, indicator.malware_family, indicator.role), label)
-            yield Event(product, signature, name, SEVERITY.get(impact or "", 0), (("cs4", value),), shares)
+            yield Event(product, signature, name, SEVERITY.get(impact or "", 0), (("cs4", value),), (*shares, label))
         elif kind == "ipv4":
-            shares = (common, _described(impact, indicator.malware_family, indicator.role))
             yield Event(product, *_IP, SEVERITY.get(impact or "", 0), (("dst", value),), shares)
-        elif kind in ("md5", "sha1", "sha256"):
-            shares = (common, _described(impact, indicator.malware_family, indicator.role))
+        else:
             own = (("fname", files.get(value)), ("fileHash", value))
             yield Event(product, *_FILE, SEVERITY.get(impact or "", 10), own, shares)
 

@@ -110,9 +110,7 @@ def threat_objects(threat: Threat, log: logging.Logger) -> list[dict[str, Any]]:
             description += f"; impact: {impact}"
         if family_name:
             description += f"; malware family: {family_name}"
-        digest = named.copy()
-        digest.update(f"{kind}/{value}".encode())
-        made_id = f"indicator--{_uuid5_text(digest.hexdigest())}"
+        made_id = _id_after(named, "indicator", f"{kind}/{value}")
         made = indicator_form.copy()
         made["id"], made["name"], made["description"], made["pattern"] = made_id, value, description, pattern
         confidence = CONFIDENCE.get(impact or "")
@@ -121,10 +119,8 @@ def threat_objects(threat: Threat, log: logging.Logger) -> list[dict[str, Any]]:
         indicators.append(made)
         family_id = family_ids.get(family_name or "")
         if family_id is not None:
-            digest = named.copy()
-            digest.update(f"{made_id}/indicates/{family_id}".encode())
             related = relationship_form.copy()
-            related["id"] = f"relationship--{_uuid5_text(digest.hexdigest())}"
+            related["id"] = _id_after(named, "relationship", f"{made_id}/indicates/{family_id}")
             related["source_ref"], related["target_ref"] = made_id, family_id
             relationships.append(related)
     contents = [*malware.values(), *indicators, *relationships]
@@ -215,8 +211,13 @@ def _references(threat: Threat) -> list[dict[str, str]]:
 
 def _id(kind: str, name: str) -> str:
     """``<kind>--<UUIDv5 of name>``: :func:`uuid.uuid5` without building a UUID object."""
-    digest = _NAMESPACE_HASH.copy()
-    digest.update(name.encode())
+    return _id_after(_NAMESPACE_HASH, kind, name)
+
+
+def _id_after(hashed: Any, kind: str, rest: str) -> str:
+    """:func:`_id` of the name that ``hashed`` (the namespace's SHA-1, fed the name's start) goes on with ``rest``."""
+    digest = hashed.copy()
+    digest.update(rest.encode())
     return f"{kind}--{_uuid5_text(digest.hexdigest())}"
 
 
