@@ -34,6 +34,9 @@ import trustme
 
 SYSLOG_NG = "/usr/sbin/syslog-ng"
 READY = "syslog-ng starting up"
+#: What a daemon says when a port it was given is taken: it then starts again on other ports.
+TAKEN = "Address already in use"
+STARTS = 5
 ERROR_LEVELS = ("err", "crit", "alert", "emerg")
 
 
@@ -93,6 +96,8 @@ class SyslogDaemon:
 
     name = ""
     config_name = ""
+    #: What ``internal.log`` says once the daemon has started up.
+    ready = READY
 
     def __init__(self, folder: Path, ca: trustme.CA) -> None:
         self.folder = folder
@@ -108,6 +113,7 @@ class SyslogDaemon:
         self.config = folder / self.config_name
         self.config.write_text(self._config())
         self._process: subprocess.Popen[bytes] | None = None
+        self._started = False
 
     def settings(self, inlet: str) -> dict[str, str]:
         """``[integration_cef_syslog]`` settings that send to ``inlet``."""
@@ -128,6 +134,28 @@ class SyslogDaemon:
         lines = self.internal_log.read_text().splitlines() if self.internal_log.exists() else []
         return [line for line in lines if line.split("\t")[0] in ERROR_LEVELS or "error" in line.lower()]
 
+    def start(self) -> None:
+        """Start the daemon; returns once it listens on every inlet.
+
+        A port found free can be taken (by another test's connection) before the daemon binds
+        it: the daemon says :data:`TAKEN`, and on its first start (before the tests took its
+        ports for the adapter's settings) starts again on other free ports, up to :data:`STARTS`
+        times in all. What the failed start logged is kept beside, not in, the logs
+        :meth:`problems` reads.
+        """
+        for attempt in range(1, STARTS + 1):
+            if self._launch(self._command(), self._listening):
+                self._started = True
+                return
+            self._halt()
+            assert not self._started, f"{self.name}: a port it listened on before was taken when it started again"
+            for log in (self.internal_log, self.stderr):
+                if log.exists():
+                    log.rename(log.with_name(f"{log.name}.start-{attempt}"))
+            self.ports = {name: free_port() for name in INLETS}
+            self.config.write_text(self._config())
+        pytest.fail(f"{self.name}: a port it was given was taken before it bound it, {STARTS} times")
+
     def stop(self) -> None:
         """SIGTERM, then wait: the daemon writes out what it read before it exits."""
         if self._process is None:
@@ -136,23 +164,57 @@ class SyslogDaemon:
         assert self._process.wait(timeout=30) == 0
         self._process = None
 
-    def _launch(self, command: list[str], ready: str, listening: Callable[[], bool] = lambda: True) -> None:
-        """Run ``command``; return once ``internal.log`` says ``ready`` (anew) and ``listening()`` holds."""
-        offset = self.internal_log.stat().st_size if self.internal_log.exists() else 0
+    def _launch(self, command: list[str], listening: Callable[[], bool]) -> bool:
+        """Run ``command``: True once ``internal.log`` says :attr:`ready` (anew) and ``listening()``
+        holds, False once the daemon says a port was :data:`TAKEN` (it may have ended then)."""
+        offsets = (self._size(self.internal_log), self._size(self.stderr))
         self._process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                          stderr=self.stderr.open("ab"))
         deadline = time.monotonic() + 20
-        while not (self._logged_since(offset, ready) and listening()):
-            assert self._process.poll() is None, f"{self.name} ended: {self.stderr.read_text()}"
+        while True:
+            ended = self._process.poll() is not None  # before the logs: what it said before it ended is in them
+            if self._said_since(offsets, TAKEN):
+                return False
+            if self._logged_since(offsets[0], self.ready) and listening():
+                return not self._said_since(offsets, TAKEN)
+            assert not ended, f"{self.name} ended: {self.stderr.read_text()}"
             assert time.monotonic() < deadline, f"{self.name} did not start up within 20 s"
             time.sleep(0.02)
 
+    def _halt(self) -> None:
+        """End the daemon, whatever state a failed start left it in."""
+        if self._process is not None:
+            if self._process.poll() is None:
+                self._process.kill()
+            self._process.wait(timeout=30)
+            self._process = None
+
+    def _said_since(self, offsets: tuple[int, int], text: str) -> bool:
+        """Whether ``internal.log`` or the daemon's stderr holds ``text`` past ``offsets``."""
+        return any(text in self._read_from(log, offset)
+                   for log, offset in zip((self.internal_log, self.stderr), offsets, strict=True))
+
     def _logged_since(self, offset: int, text: str) -> bool:
-        if not self.internal_log.exists():
-            return False
-        with self.internal_log.open() as log:
+        return text in self._read_from(self.internal_log, offset)
+
+    @staticmethod
+    def _size(path: Path) -> int:
+        return path.stat().st_size if path.exists() else 0
+
+    @staticmethod
+    def _read_from(path: Path, offset: int) -> str:
+        if not path.exists():
+            return ""
+        with path.open(errors="replace") as log:
             log.seek(offset)
-            return text in log.read()
+            return log.read()
+
+    def _command(self) -> list[str]:
+        raise NotImplementedError
+
+    def _listening(self) -> bool:
+        """Whether every inlet listens, once the daemon said it is ready (syslog-ng: it does by then)."""
+        return True
 
     def _config(self) -> str:
         raise NotImplementedError
@@ -164,12 +226,10 @@ class SyslogNg(SyslogDaemon):
     name = "syslog-ng"
     config_name = "syslog-ng.conf"
 
-    def start(self) -> None:
-        """Start the daemon; returns once it says it has started up (its sources listen by then)."""
+    def _command(self) -> list[str]:
         folder = self.folder
-        self._launch([SYSLOG_NG, "--foreground", "--no-caps", f"--cfgfile={self.config}",
-                      f"--persist-file={folder}/persist", f"--pidfile={folder}/pid", f"--control={folder}/ctl"],
-                     READY)
+        return [SYSLOG_NG, "--foreground", "--no-caps", f"--cfgfile={self.config}", f"--persist-file={folder}/persist",
+                f"--pidfile={folder}/pid", f"--control={folder}/ctl"]
 
     def wait_until_read(self) -> None:
         """Return once syslog-ng read every connection made to it to its end (it logs each close)."""

@@ -11,9 +11,11 @@ are :func:`cef_delivery.check_deliveries`, shared with tests/test_rsyslog.py.
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 from cef_delivery import cef_dataset, check_deliveries
-from receivers import INLETS, SYSLOG_NG, SyslogNg, require
+from receivers import INLETS, SYSLOG_NG, TAKEN, SyslogNg, require
 
 from phishme_intel.simulator.dataset import Dataset
 
@@ -37,3 +39,21 @@ def test_a_backfill_and_an_updates_run_reach_syslog_ng_once_each_byte_identical_
     tmp_path, simulator, dataset, syslog_ng, inlet,
 ):
     check_deliveries(tmp_path, simulator.url, dataset, syslog_ng, inlet)
+
+
+def test_syslog_ng_starts_on_other_ports_when_one_it_was_given_is_taken_before_it_binds_it(tmp_path, ca):
+    """The receiver itself: a port found free and taken before the daemon binds it is not a failed test."""
+    require(SYSLOG_NG)
+    daemon = SyslogNg(tmp_path / "syslog-ng", ca)
+    taken = daemon.ports["tcp-lf"]
+    with socket.create_server(("127.0.0.1", taken)):
+        daemon.start()
+    try:
+        assert daemon.ports["tcp-lf"] != taken
+        first = [path.read_text() for path in daemon.folder.glob("*.start-1")]
+        assert any(TAKEN in text for text in first), first
+        with socket.create_connection(("127.0.0.1", daemon.ports["tcp-lf"]), timeout=10):
+            pass
+        assert daemon.problems() == []
+    finally:
+        daemon.stop()

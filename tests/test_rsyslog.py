@@ -14,13 +14,14 @@ rsyslog reports no error of its own (in ``internal.log`` or on its stderr).
 
 from __future__ import annotations
 
+import socket
 import time
 from pathlib import Path
 
 import pytest
 import trustme
 from cef_delivery import cef_dataset, check_deliveries
-from receivers import INLETS, SyslogDaemon, require, unavailable
+from receivers import INLETS, TAKEN, SyslogDaemon, require, unavailable
 
 from phishme_intel.simulator.dataset import Dataset
 
@@ -56,6 +57,7 @@ class Rsyslog(SyslogDaemon):
 
     name = "rsyslogd"
     config_name = "rsyslog.conf"
+    ready = READY
 
     def __init__(self, folder: Path, ca: trustme.CA, rsyslogd: Path, modules: Path) -> None:
         super().__init__(folder, ca)
@@ -65,12 +67,13 @@ class Rsyslog(SyslogDaemon):
         """rsyslog's own messages at error severity or worse or that speak of an error, and its stderr."""
         return super().problems() + (self.stderr.read_text().splitlines() if self.stderr.exists() else [])
 
-    def start(self) -> None:
-        """Start rsyslogd; returns once it logged its start and every inlet listens."""
+    def _command(self) -> list[str]:
+        return [str(self.rsyslogd), "-n", "-f", str(self.config), "-i", str(self.folder / "pid"),
+                "-M", str(self.modules)]
+
+    def _listening(self) -> bool:
         ports = set(self.ports.values())
-        self._launch([str(self.rsyslogd), "-n", "-f", str(self.config), "-i", str(self.folder / "pid"),
-                      "-M", str(self.modules)],
-                     READY, lambda: tcp_states(ports).count(LISTEN) == len(ports))
+        return tcp_states(ports).count(LISTEN) == len(ports)
 
     def wait_until_read(self) -> None:
         """Return once rsyslogd read every connection made to an inlet to its end and closed it."""
@@ -124,3 +127,20 @@ def test_a_backfill_and_an_updates_run_reach_rsyslog_once_each_byte_identical_an
     tmp_path, simulator, dataset, rsyslog, inlet,
 ):
     check_deliveries(tmp_path, simulator.url, dataset, rsyslog, inlet)
+
+
+def test_rsyslog_starts_on_other_ports_when_one_it_was_given_is_taken_before_it_binds_it(tmp_path, ca):
+    """The receiver itself: a port found free and taken before rsyslogd binds it is not a failed test."""
+    rsyslogd, modules = rsyslog_tree()
+    daemon = Rsyslog(tmp_path / "rsyslog", ca, rsyslogd, modules)
+    taken = daemon.ports["tcp-lf"]
+    with socket.socket() as holder:  # bound, not listening: the daemon's own listener is what counts
+        holder.bind(("127.0.0.1", taken))
+        daemon.start()
+    try:
+        assert daemon.ports["tcp-lf"] != taken
+        first = [path.read_text() for path in daemon.folder.glob("*.start-1")]
+        assert any(TAKEN in text for text in first), first
+        assert daemon.problems() == []
+    finally:
+        daemon.stop()
