@@ -33,12 +33,13 @@ import stat
 import tempfile
 import threading
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Sequence
 from typing import IO
 
 _SUFFIX = ".tmp"
 _ANYONE = 0o666
 _CHUNK = 65536
+_IOV_MAX = os.sysconf("SC_IOV_MAX") if "SC_IOV_MAX" in os.sysconf_names else 16
 PENDING_IN_MEMORY = 1 << 20
 PENDING_SUFFIX = ".pending"
 _LIBC = ctypes.CDLL(None, use_errno=True)
@@ -285,12 +286,11 @@ class FileBatch:
 
     def write(self, target: str, chunks: Iterable[bytes]) -> None:
         """Hold ``chunks`` as ``target``'s next content (written by the batch's thread). Raises OSError."""
-        folder, name = os.path.split(target)
-        pending = os.path.join(folder, f".{name}{PENDING_SUFFIX}")
+        folder, slash, name = target.rpartition("/")
+        pending = f"{folder}{slash}.{name}{PENDING_SUFFIX}"
         if self._writer is None:
             self._writer = _Writer(self._held)
-        parts = list(chunks)
-        self._writer.put(target, pending, parts[0] if len(parts) == 1 else b"".join(parts))
+        self._writer.put(target, pending, tuple(chunks))
         self._pending[target] = pending
 
     def drop(self, target: str) -> None:
@@ -345,21 +345,22 @@ class _Writer:
     def __init__(self, held: int) -> None:
         self._limit = held
         self._changed = threading.Condition(threading.Lock())
-        self._queue: deque[tuple[str, str, bytes] | None] = deque()
+        self._queue: deque[tuple[str, str, tuple[bytes, ...], int] | None] = deque()
         self._held = 0  # bytes given and not yet written
         self._unwritten = 0  # files given and not yet written (or skipped after a failure)
         self._error: OSError | None = None
         self._thread = threading.Thread(target=self._run, name="phishme-intel pending files", daemon=True)
         self._thread.start()
 
-    def put(self, target: str, pending: str, data: bytes) -> None:
-        """Have ``data`` written to ``pending`` (the content of ``target``); waits while too much is held."""
+    def put(self, target: str, pending: str, parts: tuple[bytes, ...]) -> None:
+        """Have ``parts`` written to ``pending`` (the content of ``target``); waits while too much is held."""
+        size = sum(map(len, parts))
         with self._changed:
-            while self._held and self._held + len(data) > self._limit and self._error is None:
+            while self._held and self._held + size > self._limit and self._error is None:
                 self._changed.wait()
             self._raise()
-            self._queue.append((target, pending, data))
-            self._held += len(data)
+            self._queue.append((target, pending, parts, size))
+            self._held += size
             self._unwritten += 1
             self._changed.notify_all()
 
@@ -379,7 +380,7 @@ class _Writer:
         """End the thread once the file being written (if any) is; the others given are not written."""
         with self._changed:
             self._unwritten -= len(self._queue)
-            self._held -= sum(len(item[2]) for item in self._queue if item is not None)
+            self._held -= sum(item[3] for item in self._queue if item is not None)
             self._queue.clear()
         self._stop()
 
@@ -401,33 +402,31 @@ class _Writer:
                 item = self._queue.popleft()
             if item is None:
                 return
-            target, pending, data = item
+            target, pending, parts, size = item
             error = None
             if self._error is None:
                 try:
-                    _write_pending(target, pending, data)
+                    _write_pending(target, pending, parts)
                 except OSError as exc:
                     error = OSError(exc.errno, reason(exc), target)
             with self._changed:
                 self._error = self._error or error
-                self._held -= len(data)
+                self._held -= size
                 self._unwritten -= 1
                 self._changed.notify_all()
 
 
-def _write_pending(target: str, pending: str, data: bytes) -> None:
-    """Write ``data`` to the new file ``pending`` with the permission bits of ``target`` (the umask's if none)."""
-    try:
-        replaced: os.stat_result | None = os.lstat(target)
-    except FileNotFoundError:
-        replaced = None
+def _write_pending(target: str, pending: str, parts: Sequence[bytes]) -> None:
+    """Write ``parts`` to the new file ``pending`` with the permission bits of ``target`` (the umask's if none)."""
+    replaced = None
+    if os.access(target, os.F_OK, follow_symlinks=False):  # no exception to make when it is absent
+        with contextlib.suppress(FileNotFoundError):
+            replaced = os.lstat(target)
     if replaced is not None and stat.S_ISLNK(replaced.st_mode):
         raise _link_error(target)
     fd = open_no_follow(pending, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
     try:
-        rest = memoryview(data)
-        while rest:
-            rest = rest[os.write(fd, rest):]
+        write_all(fd, parts)
         if replaced is not None:
             os.fchmod(fd, replaced.st_mode & 0o7777)
     finally:
@@ -472,16 +471,23 @@ def append_chunks(target: str, chunks: Iterable[bytes]) -> None:
     A new file gets what the umask gives; a symbolic link at ``target`` is refused.
     Raises OSError with ``target`` as it was before the call.
     """
+
+    def write(fd: int) -> None:
+        for chunk in chunks:
+            write_all(fd, (chunk,))
+
+    _append(target, write)
+
+
+def _append(target: str, write: Callable[[int], None]) -> None:
+    """:func:`append_chunks` of what ``write`` writes to the file descriptor it is given (opened to append)."""
     created = not os.path.lexists(target)
     fd = open_no_follow(target, os.O_RDWR | os.O_APPEND | os.O_CREAT)
     try:
         regular = stat.S_ISREG(os.fstat(fd).st_mode)
         before = _cut_partial_line(fd) if regular else 0
         try:
-            for chunk in chunks:
-                data = memoryview(chunk)
-                while data:
-                    data = data[os.write(fd, data):]
+            write(fd)
             os.fsync(fd)
         except OSError:
             if regular:
@@ -493,51 +499,73 @@ def append_chunks(target: str, chunks: Iterable[bytes]) -> None:
         fsync_folder(os.path.dirname(os.path.abspath(target)))
 
 
+def write_all(fd: int, parts: Sequence[bytes]) -> None:
+    """Write ``parts`` to ``fd``, one after the other, whole: with ``writev``, again for what a short write left."""
+    parts = list(parts)
+    start = 0
+    while start < len(parts):
+        batch = parts[start:start + _IOV_MAX]
+        written = os.writev(fd, batch)
+        for part in batch:
+            if written < len(part):
+                parts[start] = memoryview(part)[written:]
+                break
+            written -= len(part)
+            start += 1
+
+
 class PendingLines:
     """Lines held until a commit appends them: in memory up to ``limit`` bytes, beyond that in an
     unnamed temporary file (mode 0600, gone when closed), so a commit that covers a whole
-    backfill does not grow the process."""
+    backfill does not grow the process.
+
+    A line is held as the parts it was given (not copied into one) and written with ``writev``.
+    """
 
     def __init__(self, limit: int = PENDING_IN_MEMORY) -> None:
         self.limit = limit
-        self._memory = bytearray()
+        self._parts: list[bytes] = []
+        self._size = 0  # bytes of _parts
         self._spool: IO[bytes] | None = None
         self._count = 0
 
     def __len__(self) -> int:
         return self._count
 
-    def add(self, line: bytes) -> None:
-        """Hold ``line`` (without its newline)."""
-        self._memory += line
-        self._memory += b"\n"
+    def add(self, *parts: bytes) -> None:
+        """Hold the line ``parts`` make, one after the other (without its newline)."""
+        self._parts += parts
+        self._parts.append(b"\n")
+        self._size += sum(map(len, parts)) + 1
         self._count += 1
-        if len(self._memory) > self.limit:
+        if self._size > self.limit:
             if self._spool is None:
-                self._spool = tempfile.TemporaryFile()  # noqa: SIM115 (closed by clear())
-            self._spool.write(self._memory)
-            self._memory.clear()
+                self._spool = tempfile.TemporaryFile(buffering=0)  # noqa: SIM115 (closed by clear())
+            write_all(self._spool.fileno(), self._parts)
+            self._parts.clear()
+            self._size = 0
 
     def append_to(self, target: str) -> None:
         """Append every held line to ``target`` and fsync (see :func:`append_chunks`); they stay held."""
-        append_chunks(target, self._chunks())
+        _append(target, self._write)
 
     def clear(self) -> None:
         """Forget every held line."""
-        self._memory.clear()
+        self._parts.clear()
+        self._size = 0
         self._count = 0
         if self._spool is not None:
             self._spool.close()
             self._spool = None
 
-    def _chunks(self) -> Iterator[bytes]:
+    def _write(self, fd: int) -> None:
         if self._spool is not None:
-            self._spool.flush()
-            self._spool.seek(0)
-            while chunk := self._spool.read(_CHUNK):
-                yield chunk
-            self._spool.seek(0, os.SEEK_END)
-        yield bytes(self._memory)
+            buffer = bytearray(_CHUNK)
+            spooled, at = self._spool.fileno(), 0
+            while read := os.preadv(spooled, [buffer], at):
+                write_all(fd, [memoryview(buffer)[:read]])
+                at += read
+        write_all(fd, self._parts)
 
 
 def _cut_partial_line(fd: int) -> int:

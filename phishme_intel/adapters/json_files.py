@@ -26,6 +26,7 @@ import datetime as dt
 import json
 import os
 import re
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -47,6 +48,7 @@ from ..options import Option, boolean, choice, path
 from .base import Adapter
 
 _DATE_FOLDER = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_DAY = 86_400_000  # milliseconds
 
 
 class JsonFilesAdapter(Adapter):
@@ -84,6 +86,8 @@ class JsonFilesAdapter(Adapter):
         self._written: dict[ThreatRef, str] = {}  # threat -> its file, written at the commit
         self._changed_folders: set[str] = set()
         self._folders: set[str] = set()  # checked to be folders, not links, during this run
+        self._days: dict[int, str] = {}  # days since 1970 -> the folder of threats first published that day
+        self._time: tuple[int, str] = (-1, "")  # the last time of an event, in milliseconds and as written
 
     def open(self) -> None:
         if self.folder is not None:
@@ -95,10 +99,11 @@ class JsonFilesAdapter(Adapter):
     def deliver(self, threats: Sequence[Threat]) -> None:
         for threat in threats:
             text = threat.json.encode("utf-8")
+            ref = threat.ref
             if self.folder is not None:
-                self._write(self.folder, threat, text)
+                self._write(self.folder, threat, ref, text)
             if self.jsonl_file is not None:
-                self._events.add(_upsert_event(threat, text))
+                self._events.add(*_upsert_event(threat, ref, text, self._now()))
 
     def withdraw(self, refs: Sequence[ThreatRef]) -> None:
         if self.folder is not None:
@@ -108,7 +113,7 @@ class JsonFilesAdapter(Adapter):
             self._remove(self.folder, refs)
         if self.jsonl_file is not None:
             for ref in refs:
-                self._events.add(_event("delete", ref))
+                self._events.add(_event("delete", ref, self._now()))
 
     def commit(self) -> None:
         try:
@@ -135,12 +140,9 @@ class JsonFilesAdapter(Adapter):
         self._written.clear()
         self._changed_folders.clear()
 
-    def _write(self, root: str, threat: Threat, text: bytes) -> None:
-        folder = root
-        if self.dated:
-            day = dt.datetime.fromtimestamp(threat.first_published / 1000, dt.timezone.utc)
-            folder = os.path.join(root, day.strftime("%Y-%m-%d"))
-        target = os.path.join(folder, _file_name(threat.ref))
+    def _write(self, root: str, threat: Threat, ref: ThreatRef, text: bytes) -> None:
+        folder = self._folder(root, threat.first_published) if self.dated else root
+        target = os.path.join(folder, _file_name(ref))
         if folder not in self._folders:
             try:
                 if make_folder(folder):
@@ -150,14 +152,31 @@ class JsonFilesAdapter(Adapter):
             except OSError as exc:
                 raise AdapterError(self.name, f"cannot write {target}: {reason(exc)}") from None
             self._folders.add(folder)
-        previous = self._written.pop(threat.ref, None)
+        previous = self._written.pop(ref, None)
         if previous is not None and previous != target:
             self._drop(previous)
         try:
-            self._files.write(target, [text, b"\n"])
+            self._files.write(target, (text, b"\n"))
         except OSError as exc:  # this file's, or one written before it (see FileBatch)
             raise AdapterError(self.name, f"cannot write {exc.filename}: {reason(exc)}") from None
-        self._written[threat.ref] = target
+        self._written[ref] = target
+
+    def _folder(self, root: str, first_published: int) -> str:
+        """The date folder of a threat first published at ``first_published`` (epoch milliseconds), once a day."""
+        folder = self._days.get(first_published // _DAY)
+        if folder is None:
+            day = dt.datetime.fromtimestamp(first_published / 1000, dt.timezone.utc)
+            folder = self._days[first_published // _DAY] = os.path.join(root, day.strftime("%Y-%m-%d"))
+        return folder
+
+    def _now(self) -> str:
+        """The time now as ``2024-05-01T12:00:00.123Z`` (UTC, milliseconds), formatted once a millisecond."""
+        milliseconds = time.time_ns() // 1_000_000
+        if self._time[0] != milliseconds:
+            now = dt.datetime.fromtimestamp(milliseconds // 1000, dt.timezone.utc)
+            now = now.replace(microsecond=milliseconds % 1000 * 1000)
+            self._time = (milliseconds, now.isoformat(timespec="milliseconds").replace("+00:00", "Z"))
+        return self._time[1]
 
     def _drop(self, target: str) -> None:
         """Forget the file written for ``target`` since the last commit."""
@@ -189,13 +208,12 @@ def _file_name(ref: ThreatRef) -> str:
     return f"{ref.kind}_{ref.id}.json"
 
 
-def _event(action: str, ref: ThreatRef) -> bytes:
-    now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+def _event(action: str, ref: ThreatRef, now: str) -> bytes:
     return orjson.dumps({"action": action, "time": now, "threat_type": ref.kind, "threat_id": ref.id})
 
 
-def _upsert_event(threat: Threat, text: bytes) -> bytes:
-    """The upsert event of ``threat``, its ``threat`` member ``text``, the threat's JSON text as received.
+def _upsert_event(threat: Threat, ref: ThreatRef, text: bytes, now: str) -> tuple[bytes, bytes, bytes, bytes]:
+    """The upsert event of ``threat``, in parts; its ``threat`` member is ``text``, the threat's JSON text as received.
 
     That text is spliced in, not encoded again from the decoded threat (which cost more than
     writing the threat's file); text with a line break between its tokens (an API answer
@@ -203,4 +221,4 @@ def _upsert_event(threat: Threat, text: bytes) -> bytes:
     """
     if b"\n" in text or b"\r" in text:
         text = json.dumps(threat.raw, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-    return b"".join((_event("upsert", threat.ref)[:-1], b',"threat":', text, b"}"))
+    return _event("upsert", ref, now)[:-1], b',"threat":', text, b"}"
