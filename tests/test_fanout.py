@@ -1,4 +1,4 @@
-"""The fan-out's lanes: a lane still busy with a batch does not hold the next one back from the others."""
+"""The fan-out's lanes: a lane busy with a batch or a commit holds the next batch back from no other lane."""
 
 from __future__ import annotations
 
@@ -13,13 +13,18 @@ WAIT = 30.0  # seconds: only a failure waits this long
 
 
 class _Recording(Adapter):
-    """Notes each batch delivered; with ``hold`` set, its first delivery waits until ``hold`` is set free."""
+    """Notes each batch delivered and how many it had at each commit.
 
-    def __init__(self, name: str, hold: threading.Event | None = None) -> None:
+    With ``hold`` set, its first delivery waits until ``hold`` is set free; with ``commit_hold``, its first commit.
+    """
+
+    def __init__(self, name: str, hold: threading.Event | None = None,
+                 commit_hold: threading.Event | None = None) -> None:
         self.name = name
         super().__init__({})
-        self.hold = hold
+        self.hold, self.commit_hold = hold, commit_hold
         self.batches: list[Any] = []
+        self.commits: list[int] = []
         self.got: dict[Any, threading.Event] = {}
 
     def expect(self, batch: Any) -> threading.Event:
@@ -35,7 +40,9 @@ class _Recording(Adapter):
         raise AssertionError("no withdrawal in this test")
 
     def commit(self) -> None:
-        pass
+        if self.commit_hold is not None and not self.commits:
+            assert self.commit_hold.wait(WAIT), "the held commit was never set free"
+        self.commits.append(len(self.batches))
 
 
 def test_a_busy_lane_does_not_hold_the_next_batch_back_from_the_lanes_after_it() -> None:
@@ -58,3 +65,25 @@ def test_a_busy_lane_does_not_hold_the_next_batch_back_from_the_lanes_after_it()
     finally:
         fanout.close()
     assert slow.batches == quick.batches == ["first", "second"]
+
+
+def test_a_commit_in_flight_holds_no_batch_back_and_takes_only_what_was_handed_before_it() -> None:
+    free = threading.Event()
+    slow, quick = _Recording("slow", commit_hold=free), _Recording("quick")
+    fanout = Fanout([slow, quick])
+    fanout.open()
+    try:
+        fanout.deliver(["first"])
+        commit = fanout.queue_commit()  # returns at once: the slow adapter's commit is still to come
+        fanout.deliver(["second"])
+        assert quick.expect("second").wait(WAIT), "a delivery waited for a commit in flight"
+        assert quick.commits == [1] and slow.commits == []
+        free.set()
+        commit.wait()
+        assert slow.commits == [1]
+        fanout.commit()
+    finally:
+        free.set()
+        fanout.close()
+    assert slow.batches == quick.batches == ["first", "second"]
+    assert slow.commits == quick.commits == [1, 2]

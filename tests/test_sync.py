@@ -17,7 +17,7 @@ from phishme_intel.config import load
 from phishme_intel.errors import AdapterError, ApiUnavailable
 from phishme_intel.models import Threat, ThreatRef
 from phishme_intel.simulator import Simulator
-from phishme_intel.state import ConfigCheckpoint, Report
+from phishme_intel.state import ConfigCheckpoint, Report, SyncState
 from phishme_intel.sync import synchronize
 
 
@@ -233,20 +233,32 @@ class PositionWatcher(Adapter):
             raise AdapterError(self.name, "cannot commit: fail_at")
 
 
-def watched_updates_run(config: Path, watcher: PositionWatcher) -> Report:
+class RecordingCheckpoint(ConfigCheckpoint):
+    """config.ini's checkpoint, noting each position it stores, in turn."""
+
+    def __init__(self, config_path: str) -> None:
+        super().__init__(config_path)
+        self.positions: list[str | None] = []
+
+    def save(self, state: SyncState) -> None:
+        super().save(state)
+        self.positions.append(state.position)
+
+
+def watched_updates_run(config: Path, watcher: PositionWatcher, checkpoint: ConfigCheckpoint | None = None) -> Report:
     """The updates run of ``config``'s adapters and ``watcher``."""
     loaded = load(str(config))
     client = ApiClient(loaded.api, loaded.proxy)
     try:
         stores = [adapter(settings) for adapter, settings in loaded.adapters.values()]
-        return synchronize(client, [*stores, watcher], ConfigCheckpoint(loaded.path), loaded.api, loaded.state)
+        return synchronize(client, [*stores, watcher], checkpoint or ConfigCheckpoint(loaded.path), loaded.api,
+                           loaded.state)
     finally:
         client.close()
 
 
-def test_nothing_of_a_changelog_page_reaches_the_adapters_before_the_page_before_it_is_committed_and_stored(
-    tmp_path, dataset
-):
+def test_no_position_is_stored_before_every_adapter_committed_the_page_it_stands_for(tmp_path, dataset):
+    """The next page goes on to the adapters while a page's commit is made; its position waits for the commit."""
     with Simulator(dataset, user=USER, password=PASSWORD, updates_page_size=15) as simulator:
         config = write_config(tmp_path, simulator.url)
         phishme_intel.run(str(config))
@@ -254,17 +266,21 @@ def test_nothing_of_a_changelog_page_reaches_the_adapters_before_the_page_before
         dataset.republish(60)
         dataset.delete(12)
         watcher = PositionWatcher(config)
+        checkpoint = RecordingCheckpoint(str(config))
 
-        report = watched_updates_run(config, watcher)
+        report = watched_updates_run(config, watcher, checkpoint)
 
-    commits = [position for call, position in watcher.calls if call == "commit"]
-    assert report.commits == len(commits) >= 5
-    stored = [before, *commits[1:], report.position]  # the position each commit stored, in turn
-    assert len(set(stored)) == len(stored)
-    page = 0
+    stored = [before, *checkpoint.positions]  # what config.ini held after each commit, in turn
+    assert len(set(stored)) == len(stored) == report.commits + 1 >= 6
+    assert stored[-1] == report.position == _state(config)["position"]
+    committed, last_seen = 0, 0
     for call, position in watcher.calls:
-        assert position == stored[page], (call, page)
-        page += call == "commit"
+        seen = stored.index(position)
+        assert seen <= committed, f"{call}: the position of commit {seen} was stored before the watcher made it"
+        assert seen >= last_seen, f"{call}: positions were stored out of order"
+        committed += call == "commit"
+        last_seen = seen
+    assert committed == report.commits
 
 
 def test_a_commit_that_fails_mid_updates_ends_the_run_with_its_error_and_nothing_after_it(tmp_path, dataset):
@@ -273,11 +289,12 @@ def test_a_commit_that_fails_mid_updates_ends_the_run_with_its_error_and_nothing
         phishme_intel.run(str(config))
         dataset.republish(60)
         watcher = PositionWatcher(config, fail_at=2)
+        checkpoint = RecordingCheckpoint(str(config))
 
         with pytest.raises(AdapterError, match=r"position_watcher.*fail_at"):
-            watched_updates_run(config, watcher)
+            watched_updates_run(config, watcher, checkpoint)
 
-    assert watcher.calls[-1][0] == "commit"  # the run handed the adapters nothing after it
-    first_commit_stored = watcher.calls[-1][1]
-    assert _state(config)["position"] == first_commit_stored
+    assert watcher.calls[-1][0] == "commit"  # the failed adapter was handed nothing after it
     assert [call for call, _ in watcher.calls].count("commit") == 2
+    assert len(checkpoint.positions) == 1  # the first page's, none after the commit that failed
+    assert _state(config)["position"] == checkpoint.positions[0]

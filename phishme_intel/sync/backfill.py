@@ -27,7 +27,7 @@ from .. import interrupts
 from ..client import Fetched, SearchPage
 from ..errors import ApiResponseError
 from ..state import SyncState
-from .engine import Engine, log
+from .engine import Committer, Engine, log
 from .pipeline import Stream
 from .updates import follow
 
@@ -61,22 +61,25 @@ def backfill(run: Engine, state: SyncState) -> None:
     threat_type = "all" if len(run.kinds) == 2 else run.kinds[0]
     since_commit, last_commit = 0, time.monotonic()
     window_totals: set[tuple[int | None, int]] = set()
-    for (window, last_page), fetched in run.pipeline.stream(lambda s: _plan(run, s, start, until, threat_type)):
-        interrupts.check()
-        totals, delivered = _decode_and_deliver(run, window, fetched)
-        window_totals.add(totals)
-        since_commit += delivered
-        if not last_page:
-            continue
-        run.report.backfill_reached = window.end
-        if len(window_totals) > 1:
-            since_commit += _refetch(run, window, threat_type)
-        window_totals = set()
-        if since_commit >= run.commit_every_threats or time.monotonic() - last_commit >= run.commit_every_seconds:
-            run.commit(SyncState(backfill_until=until, backfill_done=window.end))
-            log.info("backfill: up to %s delivered (%d threats)", _day(window.end), run.report.delivered)
-            since_commit, last_commit = 0, time.monotonic()
-    run.commit(SyncState(backfill_until=until, backfill_done=until))
+    with Committer(run) as committer:
+        for (window, last_page), fetched in run.pipeline.stream(lambda s: _plan(run, s, start, until, threat_type)):
+            interrupts.check()
+            committer.check()
+            totals, delivered = _decode_and_deliver(run, window, fetched)
+            window_totals.add(totals)
+            since_commit += delivered
+            if not last_page:
+                continue
+            run.report.backfill_reached = window.end
+            if len(window_totals) > 1:
+                since_commit += _refetch(run, window, threat_type)
+            window_totals = set()
+            if since_commit >= run.commit_every_threats or time.monotonic() - last_commit >= run.commit_every_seconds:
+                message = ("backfill: up to %s delivered (%d threats)", _day(window.end), run.report.delivered)
+                committer.start(SyncState(backfill_until=until, backfill_done=window.end),
+                                lambda message=message: log.info(*message))
+                since_commit, last_commit = 0, time.monotonic()
+        committer.start(SyncState(backfill_until=until, backfill_done=until))
     log.info("backfill: complete (%d threats); asking for the changes since %s", run.report.delivered, _day(until))
     follow(run, timestamp=until)
 

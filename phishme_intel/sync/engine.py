@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import deque
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,7 +17,7 @@ from ..errors import ThreatFormatError
 from ..models import DEFAULT_GATE, MALWARE, PHISH, Gate, Threat, parse_threat
 from ..models.indicators import load_public_suffixes
 from ..state import Checkpoint, Report, SyncState
-from .fanout import Fanout
+from .fanout import Commit, Fanout
 from .pipeline import Pipeline
 
 log = logging.getLogger("phishme_intel.sync")
@@ -111,13 +113,64 @@ class Engine:
         if self.on_progress is not None:
             self.on_progress(self.report)
 
-    def commit(self, state: SyncState) -> None:
-        """Commit every adapter, then (and only then) store ``state``."""
-        self.fanout.commit()
+    def store(self, state: SyncState) -> None:
+        """Store ``state`` (every adapter committed what it stands for) and count the commit."""
         self.checkpoint.save(state)
         self.report.commits += 1
         self.report.position = state.position
         self.report.backfill_done = state.backfill_done
+
+
+class Committer:
+    """A run's commits: each queued where the sync stands, stored on a thread of its own while the sync goes on.
+
+    :meth:`start` queues, on every adapter's lane, the commit of everything handed over so
+    far (:meth:`Fanout.queue_commit`) and returns: what the sync hands over next goes
+    behind it, into the next commit. The ``phishme-commit`` thread waits until every adapter
+    committed it, and only then stores its state (checkpoint or position) and calls ``done``;
+    states are stored in the order their commits were started, none after a commit that
+    failed. :meth:`check` raises the error of a commit that failed, without waiting.
+    Leaving the ``with`` block waits for every commit started; a commit that failed is the
+    run's error then, as it came before whatever else stopped the run.
+    """
+
+    def __init__(self, run: Engine) -> None:
+        self._run = run
+        self._thread = ThreadPoolExecutor(1, "phishme-commit", initializer=interrupts.main_thread_only)
+        self._pending: deque[Future[None]] = deque()
+        self._failed = False
+
+    def __enter__(self) -> Committer:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        try:
+            while self._pending:
+                self._pending.popleft().result()
+        finally:
+            self._thread.shutdown()
+
+    def start(self, state: SyncState, done: Callable[[], None] = lambda: None) -> None:
+        """Queue the commit of everything handed over so far; ``state`` is stored once every adapter made it."""
+        self.check()
+        commit = self._run.fanout.queue_commit()
+        self._pending.append(self._thread.submit(self._store, commit, state, done))
+
+    def check(self) -> None:
+        """Raise the error of a commit that failed, if one did (the commits still in flight are not waited for)."""
+        while self._pending and self._pending[0].done():
+            self._pending.popleft().result()
+
+    def _store(self, commit: Commit, state: SyncState, done: Callable[[], None]) -> None:
+        if self._failed:  # that commit's error is the run's; nothing after it is stored
+            return
+        try:
+            commit.wait()
+            self._run.store(state)
+        except BaseException:
+            self._failed = True
+            raise
+        done()
 
 
 def _load_gate() -> None:

@@ -12,9 +12,11 @@ lane
 
 The engine hands every batch to :class:`Fanout`, which queues it on every lane and returns;
 the lanes with room get it first, so one still busy with the last batch holds back none after it.
-:meth:`Fanout.commit` waits until every lane has done everything handed to it before, then
-commits the store adapters and, once they committed, the others; it returns when every
-commit did, so the engine stores its position only then. An adapter built from the store
+:meth:`Fanout.queue_commit` queues a commit on every lane too, behind what it was handed, and
+returns at once: each adapter commits when its lane gets there (one built from the store
+once the stores did), while the sync goes on handing the next batches over behind it, and
+the :class:`Commit` it returns says when every adapter made it, so the engine stores its
+position only then (:meth:`Fanout.commit` waits for that). An adapter built from the store
 (:attr:`~phishme_intel.adapters.base.Adapter.reads_store`) gets, before it opens, a reader of
 the first store of its own (opened on its lane), and so sees each commit of the store once it
 is made. Adapters open one after another, stores first, each once the one before it is open.
@@ -22,7 +24,8 @@ is made. Adapters open one after another, stores first, each once the one before
 An adapter that fails raises, on its lane, an AdapterError naming it (anything else it
 raises, a bug or an OSError it did not expect, becomes one); the lane then skips the rest of
 its work but its close. The error is raised to the engine by the next ``deliver``,
-``withdraw`` or ``commit``, so the run fails cleanly and the position stays where it was.
+``withdraw`` or commit, and by the :class:`Commit` it was part of, so the run fails cleanly
+and the position stays where it was.
 :meth:`Fanout.close` lets every lane finish what it was handed, closes every adapter that
 opened, and waits for the lanes to end. Lanes block SIGINT and SIGTERM, as the fetch workers
 do: the main thread hears them and stops at its next safe point.
@@ -77,14 +80,21 @@ class Fanout:
             self._hand("withdraw", refs)
 
     def commit(self) -> None:
-        """Once every lane has done what it was handed: commit the stores, then the others."""
-        for lane in self._lanes:  # a barrier: each lane answers once it has done what is ahead of it
-            lane.ask(lane.alive).result()
+        """Commit everything handed over so far; returns once every adapter did (see :meth:`queue_commit`)."""
+        self.queue_commit().wait()
+
+    def queue_commit(self) -> Commit:
+        """Queue on every lane, behind what it was handed, the commit of it; returns at once.
+
+        What is handed over after it goes behind it on every lane, into the next commit. A
+        store commits when its lane gets there; an adapter built from the store commits once
+        the stores did, so it sees their commit; the others commit when their lanes get there.
+        """
         self._raise_failure()
-        for stores in (True, False):
-            asked = [lane.ask(lane.work, "commit") for lane in self._lanes if lane.adapter.keeps_store is stores]
-            for answer in asked:
-                answer.result()
+        stores = [lane.ask(lane.work, "commit") for lane in self._lanes if lane.adapter.keeps_store]
+        others = [lane.ask(lane.commit_after, stores) if lane.adapter.reads_store else lane.ask(lane.work, "commit")
+                  for lane in self._lanes if not lane.adapter.keeps_store]
+        return Commit([*stores, *others])
 
     def close(self) -> None:
         """Let every lane finish, close what opened (on its lane), end the lanes; never raises."""
@@ -105,6 +115,18 @@ class Fanout:
         for lane in self._lanes:
             if lane.failure is not None:
                 raise lane.failure
+
+
+class Commit:
+    """A commit queued on every lane (:meth:`Fanout.queue_commit`)."""
+
+    def __init__(self, answers: Sequence[Future[Any]]) -> None:
+        self._answers = answers
+
+    def wait(self) -> None:
+        """Return once every adapter committed; else raise the error of the first (stores first) that did not."""
+        for answer in self._answers:
+            answer.result()
 
 
 class _Lane:
@@ -166,8 +188,12 @@ class _Lane:
         finally:
             self._room.release()
 
-    def alive(self) -> None:
-        """Nothing: answered once everything queued before it is done."""
+    def commit_after(self, stores: Sequence[Future[Any]]) -> None:
+        """Commit the adapter once every store's commit queued before this is done; not if one failed."""
+        for store in stores:
+            if store.exception() is not None:
+                raise AdapterError(self.adapter.name, "not committed: a store it is built from failed to commit")
+        self.work("commit")
 
     def _close(self) -> None:
         if self._reader is not None:

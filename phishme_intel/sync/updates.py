@@ -6,17 +6,16 @@ several requests in flight) and delivered; then the adapters commit and the page
 ``nextPosition`` is stored. Pages are fetched until one comes back empty. While a page is
 being delivered the next one is already being fetched.
 
-A page's commit (and the position stored after it) runs on a thread of its own while the
-main thread decodes and screens the next page's first batch; nothing reaches the adapters
-until that commit and that position are done. The store's commit, an fsync and more
-(0.1-0.15 s a page of 1,000 changes on W1), had the store wait for that decoding after it.
+A page's commit is queued on every adapter's lane behind the page (:class:`.engine.Committer`)
+and its position stored once every adapter made it, while the next page goes on to the
+adapters behind that commit: no position is stored before every adapter committed its
+page, and a run that stops keeps the last position whose commit was made.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from .. import interrupts
@@ -24,7 +23,7 @@ from ..client import Fetched, SearchPage, UpdatesPage
 from ..errors import ApiResponseError, ThreatFormatError
 from ..models import ChangelogEntry, ThreatRef, parse_changelog_entry
 from ..state import SyncState
-from .engine import Engine, log
+from .engine import Committer, Engine, log
 from .pipeline import Stream
 
 BATCH = 100
@@ -34,65 +33,31 @@ def follow(run: Engine, *, position: str | None = None, timestamp: int | None = 
     """Apply every change after ``position`` (or after ``timestamp``), storing the position per page."""
     stored = position
     expiry = _expiry(run)
-    with _Committer(run) as committer:
+    with Committer(run) as committer:
         for tag, result in run.pipeline.stream(lambda stream: _plan(run, stream, position, timestamp)):
             interrupts.check()
+            committer.check()
             kind, value = tag
             if kind == "withdraw":
-                committer.wait()
                 run.fanout.withdraw(value)
                 run.report.withdrawn += len(value)
             elif kind == "batch":
-                _deliver(run, result, expiry, committer)
+                _deliver(run, result, expiry)
             elif kind == "invalid":
                 run.report.skipped_invalid += value
             elif value != stored:
-                committer.start(SyncState(position=value))
+                committer.start(SyncState(position=value), lambda position=value: _stored(run, position))
                 stored = value
             run.progress()
 
 
-class _Committer:
-    """Runs :meth:`Engine.commit` on a thread of its own, one commit at a time.
-
-    :meth:`wait` returns once the commit in flight (if any) is done, or raises its error.
-    Leaving the ``with`` block waits for it too; a commit that failed is the run's error
-    then, as it came before whatever else stopped the run.
-    """
-
-    def __init__(self, run: Engine) -> None:
-        self._run = run
-        self._thread = ThreadPoolExecutor(1, "phishme-commit", initializer=interrupts.main_thread_only)
-        self._pending: Future[None] | None = None
-
-    def __enter__(self) -> _Committer:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        try:
-            self.wait()
-        finally:
-            self._thread.shutdown()
-
-    def start(self, state: SyncState) -> None:
-        """Commit and store ``state``, once the commit before it is done."""
-        self.wait()
-        self._pending = self._thread.submit(self._commit, state)
-
-    def wait(self) -> None:
-        pending, self._pending = self._pending, None
-        if pending is not None:
-            pending.result()
-
-    def _commit(self, state: SyncState) -> None:
-        run = self._run
-        run.commit(state)
-        log.info("updates: position %s stored (%d delivered, %d withdrawn so far)",
-                 state.position, run.report.delivered, run.report.withdrawn)
+def _stored(run: Engine, position: str) -> None:
+    log.info("updates: position %s stored (%d delivered, %d withdrawn so far)",
+             position, run.report.delivered, run.report.withdrawn)
 
 
-def _deliver(run: Engine, fetched: Fetched[SearchPage], expiry: int, committer: _Committer) -> None:
-    """Decode a batch fetched by id and deliver its threats that are not expired, once the commit in flight is done.
+def _deliver(run: Engine, fetched: Fetched[SearchPage], expiry: int) -> None:
+    """Decode a batch fetched by id and deliver its threats that are not expired.
 
     The decoded batch lives only in here, so it is gone before the next one is decoded.
     """
@@ -100,9 +65,7 @@ def _deliver(run: Engine, fetched: Fetched[SearchPage], expiry: int, committer: 
     threats = run.parse(page.threats, page.texts)
     fresh = [t for t in threats if t.first_published >= expiry]
     run.report.skipped_expired += len(threats) - len(fresh)
-    run.tally(fresh)
-    committer.wait()
-    run.hand_over(fresh)
+    run.deliver(fresh)
 
 
 def _plan(run: Engine, stream: Stream, position: str | None, timestamp: int | None) -> None:
