@@ -15,7 +15,7 @@ from listeners import TcpListener, UdpListener, parse_cef, parse_syslog, refused
 from support import run_cli, sample_threats, write_config
 
 from phishme_intel.adapters._cef import Event, removal_event, threat_events
-from phishme_intel.adapters._syslog import header
+from phishme_intel.adapters._syslog import Headers, header
 from phishme_intel.adapters.cef_syslog import CefSyslogAdapter
 from phishme_intel.errors import AdapterError
 from phishme_intel.files import PendingLines
@@ -272,6 +272,26 @@ def utc(monkeypatch):
 @pytest.mark.parametrize(("now", "stamp"), [(1_699_000_000.9, "Nov  3 08:26:40"), (1_700_000_000.0, "Nov 14 22:13:20")])
 def test_rfc3164_timestamp_is_local_time_with_the_day_padded_by_a_space(utc, now, stamp):
     assert header("rfc3164", 16, 6, "sync01", now) == f"<134>{stamp} sync01 phishme-intel[{os.getpid()}]: "
+
+
+def test_a_sender_stamps_each_message_with_its_moment_across_milliseconds_seconds_and_a_clock_set_back(utc):
+    """One sender reuses the headers it made while the stamp stays the same: never beyond that."""
+    sender = {style: Headers(style, 16, "sync01") for style in ("rfc5424", "rfc3164")}
+    moments = [
+        1_700_000_000.1231, 1_700_000_000.1239994, 1_700_000_000.1239996,  # the last rounds to .124000
+        1_700_000_000.1245, 1_700_000_000.1232, 1_700_000_000.9994999, 1_700_000_000.9999996, 1_700_000_001.0,
+        1_700_000_001.0005, 1_699_999_999.5,
+    ]
+
+    for moment in moments:
+        for style, headers in sender.items():
+            assert headers(3, moment) == header(style, 16, 3, "sync01", moment), (style, moment)
+    assert [sender["rfc5424"](6, moment)[7:31] for moment in moments] == [
+        "2023-11-14T22:13:20.123Z", "2023-11-14T22:13:20.123Z", "2023-11-14T22:13:20.124Z",
+        "2023-11-14T22:13:20.124Z", "2023-11-14T22:13:20.123Z", "2023-11-14T22:13:20.999Z",
+        "2023-11-14T22:13:21.000Z", "2023-11-14T22:13:21.000Z", "2023-11-14T22:13:21.000Z",
+        "2023-11-14T22:13:19.500Z",
+    ]
 
 
 @pytest.mark.parametrize("framing", ["octet", "lf"])

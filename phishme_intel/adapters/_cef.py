@@ -63,7 +63,6 @@ _MALWARE_SIGNATURES = {
     "ipv4": ("watchlist_ip", "Watchlist IP"),
     "email": ("watchlist_email", "Watchlist Email"),
 }
-_IP = _MALWARE_SIGNATURES["ipv4"]
 _FILE = ("malicious_file", "Malicious File")
 _PHISH = ("phish_confirmed", "Phish Confirmed")
 _EMAIL = _MALWARE_SIGNATURES["email"]
@@ -82,22 +81,30 @@ _extension_special = _EXTENSION_SPECIAL.search
 
 @dataclass(frozen=True, slots=True)
 class Fields:
-    """Extensions several events carry, formatted once for all of them: ``pairs`` and their text."""
+    """Extensions several events carry, formatted once for all of them: ``pairs`` and their text.
+
+    The text ends in a space (other extensions follow), or is empty when no pair has a value.
+    """
 
     pairs: tuple[tuple[str, Any], ...]
     text: str
 
     @classmethod
     def of(cls, pairs: tuple[tuple[str, Any], ...]) -> Fields:
-        return cls(pairs, _extensions(pairs))
+        text = _extensions(pairs)
+        return cls(pairs, f"{text} " if text else "")
+
+
+NO_FIELDS = Fields((), "")
 
 
 class Event(NamedTuple):
     """One CEF event before formatting: the header's product, signature, name and severity, and extensions.
 
-    ``own`` are the extensions of this event alone; they follow those it ``shares`` with
-    other events (its threat's, its indicator's impact, family and role), formatted once.
-    A named tuple, not a dataclass: a W1 backfill makes 178,000 of them.
+    ``own`` are the extensions of this event alone; they follow those it shares with other
+    events, formatted once: its threat's (``common``), then those its indicator's impact,
+    malware family, role and kind give (``described``: a few hundred combinations across
+    threats). A named tuple, not a dataclass: a W1 backfill makes 178,000 of them.
     """
 
     product: str
@@ -105,26 +112,27 @@ class Event(NamedTuple):
     name: str
     severity: int
     own: tuple[tuple[str, Any], ...]
-    shares: tuple[Fields, ...] = ()
+    common: Fields = NO_FIELDS
+    described: Fields = NO_FIELDS
 
     @property
     def extensions(self) -> tuple[tuple[str, Any], ...]:
         """Every extension in the order they are formatted (empty values included, they are left out then)."""
-        return tuple(pair for fields in self.shares for pair in fields.pairs) + self.own
+        return self.common.pairs + self.described.pairs + self.own
 
     def format(self, vendor: str) -> str:
         """The event as one CEF line (no newline), ``vendor`` in its header."""
-        header = _header(vendor, self.product, self.signature, self.name)
-        texts = [fields.text for fields in self.shares if fields.text]
-        if own := _extensions(self.own):
-            texts.append(own)
-        return f"CEF:0|{header}|{self.severity}|{' '.join(texts)}"
+        own = _extensions(self.own)
+        line = f"{_head(vendor, self.product, self.signature, self.name, self.severity)}{self.common.text}" \
+               f"{self.described.text}{own}"
+        return line if own else line.removesuffix(" ")  # the space a shared text ends in, when nothing follows
 
 
 @functools.lru_cache(maxsize=256)
-def _header(vendor: str, product: str, signature: str, name: str) -> str:
-    """The escaped header fields up to the severity: a handful of combinations, made once each."""
-    return "|".join(escape_header(part) for part in (vendor, product, VERSION, signature, name))
+def _head(vendor: str, product: str, signature: str, name: str, severity: int) -> str:
+    """The line up to the extensions, header fields escaped: a handful of combinations, made once each."""
+    fields = "|".join(escape_header(part) for part in (vendor, product, VERSION, signature, name))
+    return f"CEF:0|{fields}|{severity}|"
 
 
 def _extensions(pairs: tuple[tuple[str, Any], ...]) -> str:
@@ -150,7 +158,7 @@ def escape_header(value: str) -> str:
 def threat_events(threat: Threat) -> list[Event]:
     """The events of a threat: one per indicator it can express (see the module docstring)."""
     if threat.kind == MALWARE:
-        return list(_malware_events(threat))
+        return _malware_events(threat)
     return list(_phish_events(threat))
 
 
@@ -159,16 +167,13 @@ def removal_event(ref: ThreatRef) -> Event:
     return Event(PRODUCTS[ref.kind], *_REMOVED, 0, (("act", "remove"), ("externalId", ref.id)))
 
 
-#: The malware indicators whose value goes in ``cs4``, to their signature, name and ``cs4Label`` (formatted once).
-_VALUE_EVENTS = {
-    kind: (*_MALWARE_SIGNATURES[kind], Fields.of((("cs4Label", VALUE_LABELS[kind]),)))
-    for kind in ("url", "domain", "email")
+#: The malware indicator kinds that have an event, to the form of their events (file hashes share one).
+_MALWARE_FORM_KINDS = {
+    **{kind: kind for kind in (*VALUE_LABELS, "ipv4")}, **{kind: "file" for kind in ("md5", "sha1", "sha256")},
 }
-#: The malware indicator kinds that have an event: those of :data:`_VALUE_EVENTS`, IPv4 and the file hashes.
-_EVENT_KINDS = frozenset({*_VALUE_EVENTS, "ipv4", "md5", "sha1", "sha256"})
 
 
-def _malware_events(threat: Threat) -> Iterator[Event]:
+def _malware_events(threat: Threat) -> list[Event]:
     raw = threat.raw
     common = Fields.of((
         ("externalId", threat.id), *_labelled("deviceCustomDate1", threat.first_published),
@@ -177,25 +182,35 @@ def _malware_events(threat: Threat) -> Iterator[Event]:
     ))
     files = _file_names(raw)
     product = PRODUCTS[MALWARE]
-    for indicator in threat.emitted_indicators:
-        kind, value, impact = indicator.kind, indicator.value, indicator.impact
-        if kind not in _EVENT_KINDS:
+    events = []
+    for kind, value, impact, role, family, _allowlisted in threat.emitted_indicators:
+        if (form_kind := _MALWARE_FORM_KINDS.get(kind)) is None:
             continue
-        shares: tuple[Fields, ...] = (common, _described(impact, indicator.malware_family, indicator.role))
-        if kind in _VALUE_EVENTS:  # the gate lets no empty value through: its label always goes with it
-            signature, name, label = _VALUE_EVENTS[kind]
-            yield Event(product, signature, name, SEVERITY.get(impact or "", 0), (("cs4", value),), (*shares, label))
-        elif kind == "ipv4":
-            yield Event(product, *_IP, SEVERITY.get(impact or "", 0), (("dst", value),), shares)
-        else:
-            own = (("fname", files.get(value)), ("fileHash", value))
-            yield Event(product, *_FILE, SEVERITY.get(impact or "", 10), own, shares)
+        signature, name, severity, value_key, described = _malware_form(form_kind, impact, role, family)
+        own = ((value_key, value),) if value_key else (("fname", files.get(value)), ("fileHash", value))
+        events.append(Event(product, signature, name, severity, own, common, described))
+    return events
 
 
 @functools.lru_cache(maxsize=1024)
-def _described(impact: str | None, family: str | None, role: str | None) -> Fields:
-    """An indicator's impact, malware family and role: a few combinations across threats, made once each."""
-    return Fields.of((("cat", impact), *_labelled("cs1", family), *_labelled("cs3", role)))
+def _malware_form(
+    form_kind: str, impact: str | None, role: str | None, family: str | None,
+) -> tuple[str, str, int, str | None, Fields]:
+    """What the events of a kind of malware indicator of an impact, role and family carry but their value.
+
+    Their signature, name, severity, the key of their value (None: a file hash, which goes
+    in ``fileHash`` with its ``fname``) and their impact, family and role (and ``cs4Label``:
+    the gate lets no empty value through, so the label always goes with its value). A few
+    hundred combinations across threats, made once each.
+    """
+    described = (("cat", impact), *_labelled("cs1", family), *_labelled("cs3", role))
+    if form_kind == "file":
+        return *_FILE, SEVERITY.get(impact or "", 10), None, Fields.of(described)
+    signature, name = _MALWARE_SIGNATURES[form_kind]
+    if form_kind == "ipv4":
+        return signature, name, SEVERITY.get(impact or "", 0), "dst", Fields.of(described)
+    label = ("cs4Label", VALUE_LABELS[form_kind])
+    return signature, name, SEVERITY.get(impact or "", 0), "cs4", Fields.of((*described, label))
 
 
 def _phish_events(threat: Threat) -> Iterator[Event]:
@@ -219,11 +234,11 @@ def _phish_events(threat: Threat) -> Iterator[Event]:
             yield Event(product, *_PHISH, 10, (
                 ("dst", ip if with_ip else None), ("dhost", host),
                 *_labelled("cs3", domain, PHISH_LABELS["cs3"]), *_labelled("cs4", indicator.value, VALUE_LABELS["url"]),
-            ), (common,))
+            ), common)
         elif indicator.kind == "email":
-            yield Event(product, *_EMAIL, 10, _labelled("cs4", indicator.value, VALUE_LABELS["email"]), (common,))
+            yield Event(product, *_EMAIL, 10, _labelled("cs4", indicator.value, VALUE_LABELS["email"]), common)
     if ip is not None and not ip_sent:
-        yield Event(product, *_PHISH, 10, (("dst", ip),), (common,))
+        yield Event(product, *_PHISH, 10, (("dst", ip),), common)
 
 
 def _labelled(key: str, value: Any, label: str | None = None) -> tuple[tuple[str, Any], ...]:

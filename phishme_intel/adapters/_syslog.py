@@ -1,17 +1,18 @@
 """Sending syslog messages: the RFC 5424 and RFC 3164 headers, and UDP, TCP, TLS or a file.
 
-A transport takes whole messages (bytes, no newline) with :meth:`Transport.send` and
-raises OSError (``ssl.SSLError`` and ``socket.gaierror`` are OSErrors) when it cannot.
-:meth:`Transport.flush` is the commit: it returns only when what was sent is as safe as the
-transport can make it.
+A transport takes whole messages (text, no newline), a list at a time, with
+:meth:`Transport.send` and raises OSError (``ssl.SSLError`` and ``socket.gaierror`` are
+OSErrors) when it cannot. :meth:`Transport.flush` is the commit: it returns only when what
+was sent is as safe as the transport can make it.
 
 UDP
     One datagram per message, on a connected socket, so an ICMP "port unreachable" from
     the receiver comes back as ECONNREFUSED (checked again at :meth:`flush`).
 TCP and TLS
     Octet-counted framing (RFC 6587 3.4.1: ``<length> <message>``) or, for receivers that
-    only split on line ends, a newline after each message (``lf``). Messages are written as
-    they come; nothing is held in memory. Before each message the socket is polled. A
+    only split on line ends, a newline after each message (``lf``). Messages are framed and
+    held until about 64 KiB are, then written at once (one by one when paced), and written
+    out at :meth:`Transport.push`. Before each write the socket is polled. A
     receiver that closed the connection (a restart, an idle timeout) when nothing was
     written since the last :meth:`flush` is reconnected to. Once something was written since
     the last flush, a lost connection (closed by the receiver, a failed write) fails the
@@ -41,6 +42,7 @@ import ssl
 import struct
 import termios
 import time
+from collections.abc import Sequence
 from typing import Protocol
 
 from ..files import PendingLines, fsync_folder, open_no_follow
@@ -81,7 +83,10 @@ def header(style: str, facility: int, severity: int, hostname: str, now: float |
 class Headers:
     """The :func:`header` of one sender (style, facility, host name and process fixed), made for each message.
 
-    What does not change from one message to the next is formatted once.
+    What does not change from one message to the next is formatted once, and the headers of
+    every severity once per timestamp: while the clock stays within the moments that give the
+    same timestamp (a millisecond for ``rfc5424``, a second for ``rfc3164``), the headers made
+    for the first are those of the next.
     """
 
     def __init__(self, style: str, facility: int, hostname: str) -> None:
@@ -91,19 +96,37 @@ class Headers:
             self._after = f" {hostname} {APP_NAME} {os.getpid()} - - "
         else:
             self._after = f" {hostname} {APP_NAME}[{os.getpid()}]: "
+        self._made = [""] * 8
+        # The moments [_since, _until) whose headers are _made: never again for style none.
+        self._since, self._until = (-math.inf, math.inf) if style == "none" else (0.0, 0.0)
 
     def __call__(self, severity: int, now: float | None = None) -> str:
         """The header of a message of syslog ``severity`` (0-7) made ``now`` (default: the current time)."""
-        if self.style == "none":
-            return ""
+        return self.of_each(now)[severity]
+
+    def of_each(self, now: float | None = None) -> list[str]:
+        """The header of each syslog severity (0-7, the index) of a message made ``now`` (default: now)."""
         moment = time.time() if now is None else now
+        if not self._since <= moment < self._until:
+            self._restamp(moment)
+        return self._made
+
+    def _restamp(self, moment: float) -> None:
         if self.style == "rfc5424":
-            return f"{self._priorities[severity]}1 {_utc_stamp(moment)}{self._after}"
-        return f"{self._priorities[severity]}{_local_second(math.floor(moment))}{self._after}"
+            second, milli = _utc_stamp(moment)
+            stamp = f"1 {_utc_second(second)}.{milli:03d}Z"
+            # The stamp grows with the moment; it stays the same at least until 1 us (more than the
+            # rounding to the microsecond and the float's error) before the next millisecond.
+            until = second + (milli + 1) / 1000 - 1e-6 - 4 * math.ulp(moment)
+        else:
+            second = math.floor(moment)
+            stamp, until = _local_second(second), second + 1
+        self._made = [f"{priority}{stamp}{self._after}" for priority in self._priorities]
+        self._since, self._until = moment, until
 
 
-def _utc_stamp(moment: float) -> str:
-    """``2026-11-23T11:30:00.123Z``, the UTC time ``moment`` as datetime gives it, the second formatted once.
+def _utc_stamp(moment: float) -> tuple[int, int]:
+    """The UTC second and millisecond of ``moment`` as datetime gives them (``2026-11-23T11:30:00.123``).
 
     datetime rounds a timestamp to the microsecond (half to even) and isoformat cuts that to
     the millisecond: the same here.
@@ -114,7 +137,7 @@ def _utc_stamp(moment: float) -> str:
         whole, micro = whole + 1, micro - 1_000_000
     elif micro < 0:
         whole, micro = whole - 1, micro + 1_000_000
-    return f"{_utc_second(int(whole))}.{micro // 1000:03d}Z"
+    return int(whole), micro // 1000
 
 
 @functools.lru_cache(maxsize=4)
@@ -136,7 +159,7 @@ class Transport(Protocol):
 
     def open(self) -> None: ...
 
-    def send(self, message: bytes) -> None: ...
+    def send(self, messages: Sequence[str]) -> None: ...
 
     def push(self) -> None:
         """Write what :meth:`send` may have buffered (a no-op where nothing is)."""
@@ -159,10 +182,11 @@ class UdpTransport:
         self._socket = socket.socket(family, kind, proto)
         self._socket.connect(address)
 
-    def send(self, message: bytes) -> None:
+    def send(self, messages: Sequence[str]) -> None:
         if self._socket is None:
             raise ConnectionError("not open")
-        self._socket.send(message[:MAX_DATAGRAM])
+        for message in messages:
+            self._socket.send(message.encode()[:MAX_DATAGRAM])
 
     def push(self) -> None:
         pass
@@ -185,7 +209,8 @@ class TcpTransport:
     ) -> None:
         self.host, self.port, self.timeout, self.framing, self.tls = host, port, timeout, framing, tls
         self.buffer = buffer
-        self._buffer = bytearray()
+        self._framed: list[str] = []  # framed messages not written yet, of _size characters in all
+        self._size = 0
         self.destination = f"{'tls' if tls else 'tcp'}://{host}:{port}"
         self._socket: socket.socket | None = None
         self._written = False
@@ -194,23 +219,32 @@ class TcpTransport:
         self._written = False
         self._connect()
 
-    def send(self, message: bytes) -> None:
-        self._buffer += b"%d %s" % (len(message), message) if self.framing == "octet" else message + b"\n"
-        if len(self._buffer) >= self.buffer:
+    def send(self, messages: Sequence[str]) -> None:
+        if not messages:
+            return
+        if self.framing == "octet":  # the length in bytes: in characters when they are all ASCII
+            framed = "".join([f"{len(text) if text.isascii() else len(text.encode())} {text}" for text in messages])
+        else:
+            framed = "\n".join(messages) + "\n"
+        self._framed.append(framed)
+        self._size += len(framed)
+        if self._size >= self.buffer:
             self.push()
 
     def push(self) -> None:
-        if not self._buffer:
+        if not self._framed:
             return
+        data = "".join(self._framed).encode()
         if self._socket is None or self._closed_by_peer():
             self._reconnect("the receiver closed the connection")
         try:
-            self._connection().sendall(self._buffer)
+            self._connection().sendall(data)
         except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, ssl.SSLEOFError) as exc:
             self._reconnect(f"a write failed ({exc.strerror or exc})")
-            self._connection().sendall(self._buffer)
+            self._connection().sendall(data)
         self._written = True
-        self._buffer.clear()
+        self._framed.clear()
+        self._size = 0
 
     def flush(self) -> None:
         self.push()
@@ -228,7 +262,8 @@ class TcpTransport:
         self._written = False
 
     def close(self) -> None:
-        self._buffer.clear()
+        self._framed.clear()
+        self._size = 0
         self._disconnect()
 
     def _disconnect(self) -> None:
@@ -326,8 +361,9 @@ class FileTransport:
         if not existed:
             fsync_folder(os.path.dirname(os.path.abspath(self.path)))
 
-    def send(self, message: bytes) -> None:
-        self._pending.add(message)
+    def send(self, messages: Sequence[str]) -> None:
+        for message in messages:
+            self._pending.add(message.encode())
 
     def push(self) -> None:
         pass

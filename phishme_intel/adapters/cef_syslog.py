@@ -40,6 +40,8 @@ from .base import Adapter
 
 DEFAULT_PORTS = {"udp": 514, "tcp": 514, "tls": 6514}
 SEND_BUFFER = 65536
+#: The syslog severity of each CEF severity (0-10, the index).
+SYSLOG_SEVERITIES = tuple(syslog_severity(severity) for severity in range(11))
 
 
 class CefSyslogAdapter(Adapter):
@@ -122,8 +124,7 @@ class CefSyslogAdapter(Adapter):
             events = threat_events(threat)
             if debug:
                 self._note_unsent(threat, events)
-            for event in events:
-                self._send(event)
+            self._send(events)
         self._push()
 
     def _note_unsent(self, threat: Threat, events: list[Event]) -> None:
@@ -133,8 +134,7 @@ class CefSyslogAdapter(Adapter):
                            threat.kind, threat.id, len(events), unsent)
 
     def withdraw(self, refs: Sequence[ThreatRef]) -> None:
-        for ref in refs:
-            self._send(removal_event(ref))
+        self._send([removal_event(ref) for ref in refs])
         self._push()
 
     def commit(self) -> None:
@@ -155,14 +155,21 @@ class CefSyslogAdapter(Adapter):
         except OSError as exc:
             raise AdapterError(self.name, f"cannot send to {self.transport.destination}: {describe(exc)}") from None
 
-    def _send(self, event: Event) -> None:
-        if self.pacer.interval:
-            self.pacer.wait()
-        line = self._headers(syslog_severity(event.severity)) + event.format(self.vendor)
+    def _send(self, events: Sequence[Event]) -> None:
+        """Send the events, each behind its syslog header (made when it leaves, after any wait for ``max_eps``)."""
         try:
-            self.transport.send(line.encode())
+            if self.pacer.interval:
+                for event in events:
+                    self.pacer.wait()
+                    self.transport.send(self._lines((event,)))
+            else:
+                self.transport.send(self._lines(events))
         except OSError as exc:
             raise AdapterError(self.name, f"cannot send to {self.transport.destination}: {describe(exc)}") from None
+
+    def _lines(self, events: Sequence[Event]) -> list[str]:
+        headers, vendor = self._headers.of_each, self.vendor
+        return [headers()[SYSLOG_SEVERITIES[event.severity]] + event.format(vendor) for event in events]
 
 
 def make_transport(settings: Mapping[str, Any]) -> Transport:
