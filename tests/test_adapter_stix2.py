@@ -4,6 +4,7 @@ OASIS validator's verdict on everything written."""
 from __future__ import annotations
 
 import json
+import logging
 import re
 import uuid
 from pathlib import Path
@@ -143,6 +144,20 @@ def test_a_malware_threat_becomes_identity_malware_indicators_relationships_and_
          "url": "https://www.threathq.com/api/l/activethreatreport/4242/html"},
     ]
     assert all(obj["created_by_ref"] == identity["id"] for obj in bundle["objects"] if obj is not identity)
+
+
+def test_family_names_differing_in_case_are_one_malware_object_spelled_as_named_last():
+    raw = {**RAW_MALWARE, "malwareFamilySet": [{"familyName": "EMOTET"}, {"familyName": "Emotet"}]}
+    raw["executableSet"] = [{**RAW_MALWARE["executableSet"][0], "malwareFamily": {"familyName": "emotet"}}]
+    objects = _stix.threat_objects(parse_threat(raw), logging.getLogger("test"))
+
+    [malware] = [obj for obj in objects if obj["type"] == "malware"]
+    assert malware["name"] == "emotet"  # the hashes' family, named after the URL's and the domain's "Emotet"
+    related = [obj for obj in objects if obj["type"] == "relationship"]
+    assert len(related) == 4 and {obj["target_ref"] for obj in related} == {malware["id"]}
+    described = [obj["description"] for obj in objects if obj["type"] == "indicator"]
+    assert sum(text.endswith("; malware family: Emotet") for text in described) == 2
+    assert sum(text.endswith("; malware family: emotet") for text in described) == 2
 
 
 def test_phish_threats_become_reports_with_their_url_domain_and_ip_indicators(folder):

@@ -29,6 +29,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
+import operator
 import time
 import uuid
 from collections.abc import Iterable
@@ -61,7 +62,12 @@ ORDER = {
 SHARED = ("identity", "malware")
 _MALICIOUS = ("malicious-activity",)  # a tuple: shared by every indicator, and nobody can change it
 _SECONDS = "%Y-%m-%dT%H:%M:%S"
+_ID_OF = operator.itemgetter("id")
+_FAMILY_OF = operator.itemgetter(4)  # an Indicator's malware_family
+_NO_FAMILY = (None, "")  # an indicator's family's malware id and words when it names none
 _VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}  # RFC 4122: 10xx
+#: A SHA-1 hex digest's pieces of UUID text: the version digit (12) left out, the variant's (16) apart.
+_UUID_PARTS = operator.itemgetter(slice(0, 8), slice(8, 12), slice(13, 16), 16, slice(17, 20), slice(20, 32))
 #: hashlib lets go of the interpreter lock to hash 2048 bytes or more, and a thread that lets go
 #: of it waits for it again behind the others (up to the switch interval): a bundle's id is hashed
 #: in pieces smaller than that, which take microseconds.
@@ -73,16 +79,17 @@ def threat_objects(threat: Threat, log: logging.Logger) -> list[dict[str, Any]]:
     api_id = threat.ref.api_id
     created, valid_from = _stamps(threat.first_published)
     modified, published = _stamps(threat.last_published)
-    families = _families(threat)
+    families, spelled = _families(threat)
     malware = {
         key: {
             "type": "malware", "spec_version": "2.1", "id": _id("malware", f"malware/{key}"),
             "created_by_ref": COFENSE_ID, "created": SHARED_TIME, "modified": SHARED_TIME, "name": name,
             "is_family": True,
         }
-        for key, name in {name.lower(): name for name in families}.items()
+        for key, name in spelled.items()
     }
-    family_ids = {name: malware[name.lower()]["id"] for name in families}  # as an indicator names it
+    # each family as an indicator names it: its malware object's id, and the end of the indicator's description
+    family_of = {name: (malware[name.lower()]["id"], f"; malware family: {name}") for name in families}
     about = f" of Cofense {threat.kind} threat {threat.id}"
     named = _NAMESPACE_HASH.copy()  # the ids of a threat's indicators and relationships hash on from its api id
     named.update(f"{api_id}/".encode())
@@ -103,21 +110,15 @@ def threat_objects(threat: Threat, log: logging.Logger) -> list[dict[str, Any]]:
         if pattern is None:
             log.debug("%s %d: no STIX pattern for a %s indicator; skipped", threat.kind, threat.id, kind)
             continue
-        description = f"{kind}{about}"
-        if role:
-            description += f"; role: {role}"
-        if impact:
-            description += f"; impact: {impact}"
-        if family_name:
-            description += f"; malware family: {family_name}"
+        impact_said, confidence = _IMPACT_SAID.get(impact) or _impact_said(impact)
+        family_id, family_said = family_of.get(family_name, _NO_FAMILY)
         made_id = _id_after(named, "indicator", f"{kind}/{value}")
         made = indicator_form.copy()
-        made["id"], made["name"], made["description"], made["pattern"] = made_id, value, description, pattern
-        confidence = CONFIDENCE.get(impact or "")
+        made["id"], made["name"], made["pattern"] = made_id, value, pattern
+        made["description"] = f"{kind}{about}{f'; role: {role}' if role else ''}{impact_said}{family_said}"
         if confidence is not None:
             made["confidence"] = confidence
         indicators.append(made)
-        family_id = family_ids.get(family_name or "")
         if family_id is not None:
             related = relationship_form.copy()
             related["id"] = _id_after(named, "relationship", f"{made_id}/indicates/{family_id}")
@@ -133,7 +134,7 @@ def threat_objects(threat: Threat, log: logging.Logger) -> list[dict[str, Any]]:
         report["description"] = description
     report.update({
         "report_types": ["threat-report"], "published": published,
-        "object_refs": [COFENSE_ID, *(obj["id"] for obj in contents)], "labels": [threat.kind],
+        "object_refs": [COFENSE_ID, *map(_ID_OF, contents)], "labels": [threat.kind],
         "external_references": _references(threat),
     })
     return [COFENSE, *contents, report]
@@ -189,13 +190,26 @@ class BundleId:
 
     @property
     def id(self) -> str:
-        return f"bundle--{_uuid5_text(self._hash.hexdigest())}"
+        return _id_after(self._hash, "bundle", "")
 
 
-def _families(threat: Threat) -> list[str]:
+def _families(threat: Threat) -> tuple[list[str], dict[str, str]]:
+    """The malware families a threat names, each name once; and by lower-case key, the spelling named last.
+
+    Most names repeat (each indicator names its family): the distinct ones are found first.
+    """
     names = [_text(item.get("familyName")) for item in _dicts(threat.raw.get("malwareFamilySet"))]
-    names += [indicator.malware_family for indicator in threat.indicators]
-    return [name for name in names if name]
+    names += map(_FAMILY_OF, threat.indicators)
+    distinct = [name for name in dict.fromkeys(names) if name]
+    spelled = {name.lower(): name for name in distinct}
+    if len(spelled) < len(distinct):  # spellings that differ in case only: the one named last wins
+        spelled = {name.lower(): name for name in names if name}
+    return distinct, spelled
+
+
+def _impact_said(impact: str | None) -> tuple[str, int | None]:
+    """How an indicator's description ends with its impact, and its confidence (None for none)."""
+    return (f"; impact: {impact}" if impact else ""), CONFIDENCE.get(impact or "")
 
 
 def _references(threat: Threat) -> list[dict[str, str]]:
@@ -215,15 +229,18 @@ def _id(kind: str, name: str) -> str:
 
 
 def _id_after(hashed: Any, kind: str, rest: str) -> str:
-    """:func:`_id` of the name that ``hashed`` (the namespace's SHA-1, fed the name's start) goes on with ``rest``."""
+    """:func:`_id` of the name that ``hashed`` (the namespace's SHA-1, fed the name's start) goes on with ``rest``.
+
+    The UUID is the digest's first 16 bytes, version 5 and the RFC 4122 variant: its hex
+    text cut by :data:`_UUID_PARTS` (one call, not six slices) around the version digit.
+    """
     digest = hashed.copy()
     digest.update(rest.encode())
-    return f"{kind}--{_uuid5_text(digest.hexdigest())}"
+    first, second, third, variant, fourth, last = _UUID_PARTS(digest.hexdigest())
+    return f"{kind}--{first}-{second}-5{third}-{_VARIANT[variant]}{fourth}-{last}"
 
 
-def _uuid5_text(text: str) -> str:
-    """The UUIDv5 text of a SHA-1 digest (its hex ``text``): its first 16 bytes, version 5, RFC 4122 variant."""
-    return f"{text[:8]}-{text[8:12]}-5{text[13:16]}-{_VARIANT[text[16]]}{text[17:20]}-{text[20:32]}"
+_IMPACT_SAID = {impact: _impact_said(impact) for impact in (*CONFIDENCE, None)}
 
 
 def _stamps(epoch_ms: int) -> tuple[str, str]:
