@@ -188,6 +188,11 @@ def reader_rows(store, impacts):
         reader.close()
 
 
+def flat(runs):
+    """The ``(kind, value)`` of each value of the ``(kind, values)`` runs :meth:`listed_values` gives."""
+    return [(kind, value) for kind, values in runs for value in values]
+
+
 def test_reader_lists_in_kind_and_value_order_urls_by_what_follows_the_scheme_when_asked(store):
     threats = sample_threats(malware=4, phish=2)
     deliver(store.adapter(), threats)
@@ -196,8 +201,8 @@ def test_reader_lists_in_kind_and_value_order_urls_by_what_follows_the_scheme_wh
         by_value = [(x.kind, x.value) for x in reader.listed(["url", "domain"], 0)]
         by_rest = [(x.kind, x.value) for x in reader.listed(["url", "domain"], 0, url_without_scheme=True)]
         majors = {x.impact for x in reader.listed(["url", "domain"], 0, ["Major"])}
-        distinct = list(reader.listed_values(["url", "domain"], 0, url_without_scheme=True))
-        distinct_majors = list(reader.listed_values(["url", "domain"], 0, ["Major"]))
+        distinct = flat(reader.listed_values(["url", "domain"], 0, url_without_scheme=True))
+        distinct_majors = flat(reader.listed_values(["url", "domain"], 0, ["Major"]))
     finally:
         reader.close()
     assert by_value == sorted(by_value)

@@ -53,7 +53,7 @@ from ..models.limits import is_time
 from ..options import Option, boolean, choice, integer, path
 from . import _blocklist_formats
 from .base import Adapter
-from .store import Listing, StoreReader, without_scheme
+from .store import Listing, StoreReader, value_runs, without_scheme
 
 DEFAULT_KINDS = ("url", "domain", "ipv4", "email", "md5", "sha256")
 LISTED_KINDS = tuple(kind for kind in INDICATOR_KINDS if kind != "subject")
@@ -180,8 +180,8 @@ class BlocklistsAdapter(Adapter):
         wanted = self._wanted_kinds()
         if self._fresh and not self.csv:  # every row passed the gate on its way in: the distinct values suffice
             distinct = reader.listed_values(wanted, since, self._impacts, url_without_scheme=self.strip_url_scheme)
-            for kind, pairs in itertools.groupby(distinct, key=itemgetter(0)):
-                values[kind] = self._list_values(kind, pairs)
+            for kind, runs in itertools.groupby(distinct, key=itemgetter(0)):
+                values[kind] = self._list_values(kind, map(itemgetter(1), runs))
         else:
             for kind, rows in itertools.groupby(self._listed(wanted, since), key=itemgetter(0)):
                 values[kind] = self._list_kind(kind, rows, since, unrenderable)
@@ -210,23 +210,22 @@ class BlocklistsAdapter(Adapter):
         again and its entries gathered in memory first.
         """
         try:
-            entries = self._entries(kind, rows, unrenderable, streamed=True)
-            return self._write_kind(kind, ((entry.value, entry) for entry in entries))
+            return self._write_kind(kind, _chunks(self._entries(kind, rows, unrenderable, streamed=True)))
         except _OutOfOrder:
             entries = self._entries(kind, self._listed((kind,), since), unrenderable, streamed=False)
-            return self._write_kind(kind, ((entry.value, entry) for entry in entries))
+            return self._write_kind(kind, _chunks(entries))
 
-    def _list_values(self, kind: str, pairs: Iterator[tuple[str, str]]) -> list[str]:
-        """Write the list of ``kind`` (no CSV) from the store's distinct ``(kind, value)`` ``pairs``
-        of rows that passed this run's gate; its values when the other formats need them."""
+    def _list_values(self, kind: str, runs: Iterator[list[str]]) -> list[str]:
+        """Write the list of ``kind`` (no CSV) from the store's ``runs`` of its distinct values, of rows
+        that passed this run's gate; its values when the other formats need them."""
         allowlist = self.gate.allowlist
-        values: Iterator[str] = map(itemgetter(1), pairs)
         if allowlist:
-            values = (value for value in values if not allowlist.covers(kind, value))
+            runs = ([value for value in run if not allowlist.covers(kind, value)] for run in runs)
         if kind == "url" and self.strip_url_scheme:
             # http and https of one URL come one after the other, the same once stripped
-            values = (value for value, _same in itertools.groupby(map(without_scheme, values)))
-        return self._write_kind(kind, zip(values, itertools.repeat(None)))
+            runs = (values for _kind, values in value_runs([("url", value) for value in map(without_scheme, run)]
+                                                             for run in runs if run))
+        return self._write_kind(kind, ((run, None) for run in runs))
 
     def _names(self, kind: str) -> list[str]:
         """The files of the plain lists of ``kind``: its ``.txt``, and its ``.csv`` when ``csv``."""
@@ -234,9 +233,9 @@ class BlocklistsAdapter(Adapter):
             return [f"{kind}.txt", *([f"{kind}.csv"] if self.csv else [])]
         return []
 
-    def _write_kind(self, kind: str, entries: Iterator[tuple[str, Listing | None]]) -> list[str]:
-        """Write the files of ``kind`` as its ``(value, entry)`` come, :data:`_ROWS` at a time (the entry
-        for the CSV); its values when the other formats need them."""
+    def _write_kind(self, kind: str, chunks: Iterator[tuple[list[str], list[Listing] | None]]) -> list[str]:
+        """Write the files of ``kind`` as its ``chunks`` come: values, and their entries for the CSV
+        (None: no CSV); its values when the other formats need them."""
         kept: list[str] = []
         keep = kind in ("domain", "ipv4") and any(fmt != "plain" for fmt in self.formats)
         with contextlib.ExitStack() as stack:
@@ -244,15 +243,15 @@ class BlocklistsAdapter(Adapter):
             if len(outputs) > 1:
                 outputs[1].add_row(CSV_COLUMNS)
             count = 0
-            while chunk := list(itertools.islice(entries, _ROWS)):
-                count += len(chunk)
-                values = [value for value, _entry in chunk]
+            for values, entries in chunks:
+                if not values:
+                    continue
+                count += len(values)
                 if outputs:
                     outputs[0].add_lines(values)
-                if len(outputs) > 1:
-                    for _value, entry in chunk:
-                        if entry is not None:
-                            outputs[1].add_row(_csv_cells(entry))
+                if len(outputs) > 1 and entries is not None:
+                    for entry in entries:
+                        outputs[1].add_row(_csv_cells(entry))
                 if keep:
                     kept += values
             for output in outputs:
@@ -432,6 +431,12 @@ class _Merged:
         if self.last is not None:
             yield self.last
             self.last = None
+
+
+def _chunks(entries: Iterator[Listing]) -> Iterator[tuple[list[str], list[Listing]]]:
+    """The values and ``entries``, :data:`_ROWS` at a time."""
+    while chunk := list(itertools.islice(entries, _ROWS)):
+        yield [entry.value for entry in chunk], chunk
 
 
 def _csv_cells(entry: Listing) -> list[str]:

@@ -46,7 +46,7 @@ from ..models import Threat, ThreatRef
 from ..models.limits import LATEST_TIME_MS
 from ..options import REQUIRED, Option, secret, text
 from .base import Adapter
-from .store import FETCH_ROWS, Listing, Sighting, StoreReader, matching
+from .store import FETCH_ROWS, Listing, Sighting, StoreReader, matching, value_runs
 
 #: The same number as the SQLite store's schema with the same tables.
 SCHEMA_VERSION = 2
@@ -295,20 +295,20 @@ class PostgresqlReader(StoreReader):
     def listed(self, kinds: Sequence[str], since: int, impacts: Collection[str] | None = None,
                url_without_scheme: bool = False) -> Iterator[Listing]:
         query = _LISTING.format(detail="") + " WHERE t.last_published >= %s AND i.kind = ANY(%s)"
-        rows = self._listing(query, (_instant(since),), kinds, impacts, url_without_scheme)
-        return itertools.starmap(Listing, rows)
+        chunks = self._listing(query, (_instant(since),), kinds, impacts, url_without_scheme)
+        return itertools.starmap(Listing, itertools.chain.from_iterable(chunks))
 
     def listed_values(self, kinds: Sequence[str], since: int, impacts: Collection[str] | None = None,
-                      url_without_scheme: bool = False) -> Iterator[tuple[str, str]]:
+                      url_without_scheme: bool = False) -> Iterator[tuple[str, list[str]]]:
         query = ("SELECT kind, value FROM (SELECT DISTINCT i.kind, i.value FROM indicators AS i JOIN threats AS t "
                  "ON t.threat_type = i.threat_type AND t.threat_id = i.threat_id "
                  "WHERE t.last_published BETWEEN %s AND %s AND i.kind = ANY(%s)")
         times = (_instant(since), _instant(LATEST_TIME_MS))
-        return self._listing(query, times, kinds, impacts, url_without_scheme, inner=True)
+        return value_runs(self._listing(query, times, kinds, impacts, url_without_scheme, inner=True))
 
     def _listing(self, query: str, times: tuple[dt.datetime, ...], kinds: Sequence[str],
                  impacts: Collection[str] | None, url_without_scheme: bool, inner: bool = False,
-                 ) -> Iterator[tuple[Any, ...]]:
+                 ) -> Iterator[list[tuple[Any, ...]]]:
         """The rows of ``query`` (``inner``: a subquery to close) of ``kinds`` and ``impacts``, in the
         order :meth:`listed` gives, on a server-side cursor fetching :data:`.store.FETCH_ROWS` at a time."""
         order = f'{URL_WITHOUT_SCHEME} COLLATE "C", ' if url_without_scheme else ""
@@ -321,7 +321,7 @@ class PostgresqlReader(StoreReader):
                 cursor.itersize = FETCH_ROWS
                 cursor.execute(query, params)
                 while rows := cursor.fetchmany(FETCH_ROWS):
-                    yield from rows
+                    yield rows
         except psycopg.Error as exc:
             raise self._adapter.failure("cannot read", exc) from None
 

@@ -57,7 +57,7 @@ from ..models import Threat, ThreatRef
 from ..models.limits import LATEST_TIME_MS
 from ..options import Option, path
 from .base import Adapter
-from .store import FETCH_ROWS, Listing, Sighting, StoreReader, matching
+from .store import FETCH_ROWS, Listing, Sighting, StoreReader, matching, value_runs
 
 log = logging.getLogger(__name__)
 SCHEMA_VERSION = 2
@@ -136,7 +136,7 @@ ORDER BY i.kind, {{order}}
 """
 #: What :meth:`SqliteReader.listed_values` reads: the kinds and values of :data:`LISTED` whose threat's
 #: last published time is an integer between the two ``?`` (``since`` and the last time), a value once
-#: per threat listing it (the reader skips the repeats, next to each other). It needs no column of the
+#: per threat listing it (:func:`.store.value_runs` skips the repeats, next to each other). It needs no column of the
 #: threats but their key: the indicators are read in one pass, each looked up among the keys of the
 #: threats wanted (``+`` keeps SQLite from seeking the indicators of each threat instead: a third of
 #: the CPU of a W1 store's listing), and sorted without DISTINCT (its B-tree cost more than the sort).
@@ -375,30 +375,24 @@ class SqliteReader(StoreReader):
 
     def listed(self, kinds: Sequence[str], since: int, impacts: Collection[str] | None = None,
                url_without_scheme: bool = False) -> Iterator[Listing]:
-        rows = self._listing(LISTED, (since,), kinds, impacts, url_without_scheme)
-        return itertools.starmap(Listing, rows)
+        chunks = self._listing(LISTED, (since,), kinds, impacts, url_without_scheme)
+        return itertools.starmap(Listing, itertools.chain.from_iterable(chunks))
 
     def listed_values(self, kinds: Sequence[str], since: int, impacts: Collection[str] | None = None,
-                      url_without_scheme: bool = False) -> Iterator[tuple[str, str]]:
-        return self._listing(LISTED_VALUES, (since, LATEST_TIME_MS), kinds, impacts, url_without_scheme,
-                             distinct=True)
+                      url_without_scheme: bool = False) -> Iterator[tuple[str, list[str]]]:
+        return value_runs(self._listing(LISTED_VALUES, (since, LATEST_TIME_MS), kinds, impacts, url_without_scheme))
 
     def _listing(self, sql: str, times: tuple[int, ...], kinds: Sequence[str], impacts: Collection[str] | None,
-                 url_without_scheme: bool, distinct: bool = False) -> Iterator[tuple[Any, ...]]:
-        """The rows of :data:`LISTED` or :data:`LISTED_VALUES`, fetched :data:`.store.FETCH_ROWS` at a time;
-        with ``distinct``, a row equal to the one before it left out."""
+                 url_without_scheme: bool) -> Iterator[list[tuple[Any, ...]]]:
+        """The rows of :data:`LISTED` or :data:`LISTED_VALUES`, fetched :data:`.store.FETCH_ROWS` at a time."""
         among = () if impacts is None else tuple(impacts)
         query = sql.format(kinds=", ".join("?" * len(kinds)),
                            impacts="" if impacts is None else f" AND i.impact IN ({', '.join('?' * len(among))})",
                            order=f"{URL_WITHOUT_SCHEME}, i.value" if url_without_scheme else "i.value")
         try:
             cursor = self._db.execute(query, (*times, *kinds, *among))
-            last = None
             while rows := cursor.fetchmany(FETCH_ROWS):
-                if distinct:
-                    rows = [row for row, _same in itertools.groupby(rows) if row != last]
-                    last = rows[-1] if rows else last
-                yield from rows
+                yield rows
         except sqlite3.Error as exc:
             raise AdapterError(self.name, f"cannot read the {self.where}: {exc}") from None
 

@@ -17,9 +17,11 @@ Times a reader returns are epoch milliseconds, whatever the store's column type.
 
 from __future__ import annotations
 
+import itertools
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any, NamedTuple, TypeVar
 
 T = TypeVar("T")
@@ -88,9 +90,10 @@ class StoreReader(ABC):
 
     @abstractmethod
     def listed_values(self, kinds: Sequence[str], since: int, impacts: Collection[str] | None = None,
-                      url_without_scheme: bool = False) -> Iterator[tuple[str, str]]:
+                      url_without_scheme: bool = False) -> Iterator[tuple[str, list[str]]]:
         """The distinct ``(kind, value)`` of :meth:`listed`, in its order, leaving out the indicators
-        of threats whose last published time is not one from 1970 to 9999 (epoch milliseconds)."""
+        of threats whose last published time is not one from 1970 to 9999 (epoch milliseconds);
+        as they are read, in runs of one kind: ``(kind, values)`` (see :func:`value_runs`)."""
 
     @abstractmethod
     def find(self, wanted: Collection[tuple[str, str]]) -> list[Listing]:
@@ -108,6 +111,23 @@ class StoreReader(ABC):
 def without_scheme(url: str) -> str:
     """``url`` without its scheme: what follows its first ``://`` (all of it when it has none)."""
     return url.split("://", 1)[-1]
+
+
+def value_runs(chunks: Iterable[Sequence[tuple[str, str]]]) -> Iterator[tuple[str, list[str]]]:
+    """``(kind, values)`` of each kind in each of ``chunks`` of ``(kind, value)`` rows, in the order they
+    come (that of :meth:`StoreReader.listed_values`), without repeating a row: a row equal to one before
+    it (next to it, in that order) is left out. Made a chunk at a time, not a row."""
+    last: tuple[str, str] | None = None
+    for rows in chunks:
+        kind = rows[0][0]
+        runs = [(kind, rows)] if rows[-1][0] == kind else itertools.groupby(rows, key=itemgetter(0))
+        for kind, pairs in runs:
+            values = list(dict.fromkeys(map(itemgetter(1), pairs)))
+            if last == (kind, values[0]):
+                del values[0]
+            if values:
+                last = kind, values[-1]
+                yield kind, values
 
 
 def matching(wanted: Collection[tuple[str, str]], rows: Callable[[list[str]], Iterable[Sequence[Any]]],
