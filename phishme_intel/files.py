@@ -308,14 +308,13 @@ class FileBatch:
         if not self._pending:
             return
         sync_file_system(os.path.dirname(next(iter(self._pending))) or ".")
-        folders = set()
         for target, pending in self._pending.items():
             try:
                 os.replace(pending, target)
             except OSError as exc:
                 raise OSError(exc.errno, exc.strerror, target) from None
-            folders.add(os.path.dirname(target) or ".")
-        for folder in sorted(folders):
+        paths = {target[:target.rfind("/") + 1] for target in self._pending}  # "" or up to the last slash
+        for folder in sorted({os.path.dirname(path) or "." for path in paths}):
             fsync_folder(folder)
         self._pending.clear()
 
@@ -349,6 +348,8 @@ class _Writer:
         self._held = 0  # bytes given and not yet written
         self._unwritten = 0  # files given and not yet written (or skipped after a failure)
         self._error: OSError | None = None
+        self._idle = False  # the thread waits for a file
+        self._waiting = 0  # callers that wait for the thread
         self._thread = threading.Thread(target=self._run, name="phishme-intel pending files", daemon=True)
         self._thread.start()
 
@@ -357,19 +358,26 @@ class _Writer:
         size = sum(map(len, parts))
         with self._changed:
             while self._held and self._held + size > self._limit and self._error is None:
-                self._changed.wait()
+                self._wait_for_thread()
             self._raise()
             self._queue.append((target, pending, parts, size))
             self._held += size
             self._unwritten += 1
-            self._changed.notify_all()
+            if self._idle:
+                self._changed.notify_all()
 
     def wait(self) -> None:
         """Wait until every file given is written."""
         with self._changed:
             while self._unwritten:
-                self._changed.wait()
+                self._wait_for_thread()
             self._raise()
+
+    def _wait_for_thread(self) -> None:
+        """Wait (holding ``_changed``) until the thread wrote a file or ended."""
+        self._waiting += 1
+        self._changed.wait()
+        self._waiting -= 1
 
     def finish(self) -> None:
         """Write every file given, then end the thread."""
@@ -395,10 +403,19 @@ class _Writer:
             raise OSError(self._error.errno, reason(self._error), self._error.filename)
 
     def _run(self) -> None:
+        written: tuple[int, OSError | None] | None = None  # the size of the file last written, and its error
         while True:
-            with self._changed:
+            with self._changed:  # once a file: tells what was written and takes the next
+                if written is not None:
+                    self._error = self._error or written[1]
+                    self._held -= written[0]
+                    self._unwritten -= 1
+                    if self._waiting:
+                        self._changed.notify_all()
                 while not self._queue:
+                    self._idle = True
                     self._changed.wait()
+                self._idle = False
                 item = self._queue.popleft()
             if item is None:
                 return
@@ -409,11 +426,7 @@ class _Writer:
                     _write_pending(target, pending, parts)
                 except OSError as exc:
                     error = OSError(exc.errno, reason(exc), target)
-            with self._changed:
-                self._error = self._error or error
-                self._held -= size
-                self._unwritten -= 1
-                self._changed.notify_all()
+            written = (size, error)
 
 
 def _write_pending(target: str, pending: str, parts: Sequence[bytes]) -> None:
@@ -506,6 +519,9 @@ def write_all(fd: int, parts: Sequence[bytes]) -> None:
     while start < len(parts):
         batch = parts[start:start + _IOV_MAX]
         written = os.writev(fd, batch)
+        if written == sum(map(len, batch)):
+            start += len(batch)
+            continue
         for part in batch:
             if written < len(part):
                 parts[start] = memoryview(part)[written:]
