@@ -188,8 +188,10 @@ class BlocklistsAdapter(Adapter):
         for kind in wanted:
             if kind not in values:
                 values[kind] = self._list_kind(kind, iter(()), since, unrenderable)
+        domains = values.get("domain", [])
+        widest = _blocklist_formats.Widest(domains)
         for fmt in others:
-            found = _blocklist_formats.files(fmt, values.get("domain", []), values.get("ipv4", []), self._current)
+            found = _blocklist_formats.files(fmt, domains, values.get("ipv4", []), self._current, widest)
             for name, pieces in found.items():
                 with _Output(self, name, keep_same=True) as output:
                     for piece in pieces:
