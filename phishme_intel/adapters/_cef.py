@@ -73,10 +73,10 @@ _LIMITS = {"externalId": 40, "fileHash": 255, "fname": 1023, "dhost": 1023, "cat
 _DEFAULT_LIMIT = 4000
 _CONTROLS = {code: " " for code in (*range(0x20), 0x7F)}
 _HEADER_ESCAPES = {**_CONTROLS, ord("\\"): "\\\\", ord("|"): "\\|"}
-_EXTENSION_ESCAPES = {**_CONTROLS, ord("\\"): "\\\\", ord("="): "\\=", ord("\r"): "\\r", ord("\n"): "\\n"}
+_CONTROL_ESCAPES = {**_CONTROLS, ord("\r"): "\\r", ord("\n"): "\\n"}
 _HEADER_SPECIAL = re.compile(r"[\\|\x00-\x1f\x7f]")
-_EXTENSION_SPECIAL = re.compile(r"[\\=\x00-\x1f\x7f]")
-_extension_special = _EXTENSION_SPECIAL.search
+_extension_special = re.compile(r"[\\=\x00-\x1f\x7f]").search
+_control = re.compile(r"[\x00-\x1f\x7f]").search
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,14 +139,20 @@ def _extensions(pairs: tuple[tuple[str, Any], ...]) -> str:
     """``key=value`` of each pair with a value, cut and escaped, joined by spaces.
 
     A value's backslash, equals sign, CR and LF are escaped, other control characters become
-    spaces; the search for them is inlined here, where every event's values pass.
+    spaces. The search for them is inlined here, where every event's values pass; backslashes
+    (first) and equals signs, which URLs often have, are replaced by str.replace, many times
+    faster than a translate whose table has replacements of two characters.
     """
     texts = []
     for key, value in pairs:
         if value is None or value == "":
             continue
         text = str(value)[:_LIMITS.get(key, _DEFAULT_LIMIT)]
-        texts.append(f"{key}={text.translate(_EXTENSION_ESCAPES) if _extension_special(text) else text}")
+        if _extension_special(text):
+            text = text.replace("\\", "\\\\").replace("=", "\\=")
+            if _control(text):
+                text = text.translate(_CONTROL_ESCAPES)
+        texts.append(f"{key}={text}")
     return " ".join(texts)
 
 
