@@ -143,17 +143,28 @@ def remove_leftovers(target: str) -> tuple[list[str], list[str]]:
             continue
         path = os.path.join(folder, name)
         try:
-            if stat.S_ISDIR(os.lstat(path).st_mode):
-                shutil.rmtree(path)
-            else:
-                os.unlink(path)
-        except FileNotFoundError:
-            continue
+            if not _remove_entry(path):
+                continue
         except OSError as exc:
             kept.append(f"{path} ({reason(exc)})")
             continue
         removed.append(path)
     return removed, kept
+
+
+def _remove_entry(path: str) -> bool:
+    """Remove the file, link (not what it points to) or folder (with its content) at ``path``; False if none.
+
+    Raises OSError.
+    """
+    try:
+        if stat.S_ISDIR(os.lstat(path).st_mode):
+            shutil.rmtree(path)
+        else:
+            os.unlink(path)
+    except FileNotFoundError:
+        return False
+    return True
 
 
 def _prefix(target: str) -> str:
@@ -260,6 +271,12 @@ class FileBatch:
     removes its files); a process that died leaves pending files for
     :func:`remove_pending` to clean up.
 
+    A folder that does not exist yet is made by the commit, whole, when it is named to
+    :meth:`add_folder` first: its files then wait, under their own names, in a hidden
+    ``.<name>.pending`` folder beside it, which the commit renames to the folder's name
+    after the sync (one rename for all its files, where a file in an existing folder
+    takes one each).
+
     The pending files are written by a thread of the batch (:class:`_Writer`), in the order
     of the writes, while the caller goes on: creating a file is mostly the kernel's work,
     done without the interpreter's lock. At most ``held`` bytes (or one file) wait for it.
@@ -270,6 +287,7 @@ class FileBatch:
 
     def __init__(self, held: int = PENDING_IN_MEMORY) -> None:
         self._pending: dict[str, str] = {}  # target -> its pending file, in order of first write
+        self._new_folders: dict[str, str] = {}  # folder the commit makes -> the pending folder holding its files
         self._held = held
         self._writer: _Writer | None = None
 
@@ -284,10 +302,23 @@ class FileBatch:
         self._wait()
         return self._pending[target]
 
+    def add_folder(self, folder: str) -> None:
+        """Have the commit make ``folder`` (absent now) holding the files written in it since. Raises OSError.
+
+        Its pending folder, beside it, is made now (mode 0777 less the umask); one that a
+        process that died left there is removed first.
+        """
+        parent, slash, name = folder.rstrip("/").rpartition("/")
+        pending = f"{parent}{slash}.{name}{PENDING_SUFFIX}"
+        _remove_entry(pending)
+        make_folder(pending)
+        self._new_folders[folder.rstrip("/")] = pending
+
     def write(self, target: str, chunks: Iterable[bytes]) -> None:
         """Hold ``chunks`` as ``target``'s next content (written by the batch's thread). Raises OSError."""
         folder, slash, name = target.rpartition("/")
-        pending = f"{folder}{slash}.{name}{PENDING_SUFFIX}"
+        new_folder = self._new_folders.get(folder)
+        pending = f"{folder}{slash}.{name}{PENDING_SUFFIX}" if new_folder is None else f"{new_folder}/{name}"
         if self._writer is None:
             self._writer = _Writer(self._held)
         self._writer.put(target, pending, tuple(chunks))
@@ -305,15 +336,24 @@ class FileBatch:
         if self._writer is not None:
             writer, self._writer = self._writer, None
             writer.finish()
-        if not self._pending:
+        if not self._pending and not self._new_folders:
             return
-        sync_file_system(os.path.dirname(next(iter(self._pending))) or ".")
+        sync_file_system(os.path.dirname(next(iter(self._new_folders or self._pending))) or ".")  # a folder there now
+        new_folders, self._new_folders = self._new_folders, {}
+        for folder, pending in new_folders.items():
+            try:
+                os.rename(pending, folder)
+            except OSError as exc:
+                raise OSError(exc.errno, exc.strerror, folder) from None
         for target, pending in self._pending.items():
+            if target.rpartition("/")[0] in new_folders:
+                continue  # in place with its folder
             try:
                 os.replace(pending, target)
             except OSError as exc:
                 raise OSError(exc.errno, exc.strerror, target) from None
         paths = {target[:target.rfind("/") + 1] for target in self._pending}  # "" or up to the last slash
+        paths.update(folder[:folder.rfind("/") + 1] for folder in new_folders)
         for folder in sorted({os.path.dirname(path) or "." for path in paths}):
             fsync_folder(folder)
         self._pending.clear()
@@ -327,6 +367,9 @@ class FileBatch:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(pending)
         self._pending.clear()
+        for pending in self._new_folders.values():
+            _remove_entry(pending)
+        self._new_folders.clear()
 
     def _wait(self) -> None:
         if self._writer is not None:
@@ -447,12 +490,11 @@ def _write_pending(target: str, pending: str, parts: Sequence[bytes]) -> None:
 
 
 def remove_pending(folder: str) -> None:
-    """Remove the pending files a :class:`FileBatch` of a process that died left in ``folder``."""
+    """Remove the pending files and folders a :class:`FileBatch` of a process that died left in ``folder``."""
     with os.scandir(folder) as entries:
         for entry in entries:
-            if entry.name.startswith(".") and entry.name.endswith(PENDING_SUFFIX) and entry.is_file():
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(entry.path)
+            if entry.name.startswith(".") and entry.name.endswith(PENDING_SUFFIX):
+                _remove_entry(entry.path)
 
 
 def sync_file_system(folder: str) -> None:

@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from phishme_intel.files import FileBatch
+from phishme_intel.files import FileBatch, remove_pending
 
 
 def in_thread(work):
@@ -120,3 +120,45 @@ def test_drop_and_discard_leave_no_pending_file_even_when_written_after_the_call
     batch.commit()
 
     assert names(tmp_path) == [] and len(batch) == 0
+
+
+def test_a_folder_added_appears_at_the_commit_with_its_files_and_discard_leaves_nothing(tmp_path):
+    batch = FileBatch()
+    folder = tmp_path / "2024-05-01"
+    batch.add_folder(str(folder))
+    for n in range(3):
+        batch.write(str(folder / f"t{n}.json"), [b"new %d\n" % n])
+    batch.write(str(tmp_path / "beside.json"), [b"beside\n"])
+    batch.drop(str(folder / "t1.json"))
+
+    assert batch.pending(str(folder / "t0.json")) == str(tmp_path / ".2024-05-01.pending" / "t0.json")
+    assert names(tmp_path) == [".2024-05-01.pending", ".beside.json.pending"]
+    batch.commit()
+
+    assert names(tmp_path) == ["2024-05-01", "beside.json"] and names(folder) == ["t0.json", "t2.json"]
+    assert (folder / "t2.json").read_bytes() == b"new 2\n"
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o777 & ~umask
+    batch.add_folder(str(tmp_path / "2024-05-02"))
+    batch.write(str(tmp_path / "2024-05-02" / "t.json"), [b"new\n"])
+    batch.discard()
+    assert names(tmp_path) == ["2024-05-01", "beside.json"]
+
+
+def test_pending_folders_a_dead_process_left_are_removed_with_their_files(tmp_path):
+    stale = tmp_path / ".2024-05-01.pending"
+    stale.mkdir()
+    (stale / "t.json").write_bytes(b"half")
+    (tmp_path / ".t.json.pending").write_bytes(b"half")
+    (tmp_path / "t.json").write_bytes(b"kept\n")
+    remove_pending(str(tmp_path))
+    assert names(tmp_path) == ["t.json"]
+
+    stale.mkdir()
+    (stale / "t.json").write_bytes(b"half")
+    batch = FileBatch()
+    batch.add_folder(str(tmp_path / "2024-05-01"))  # over what a dead process left there
+    batch.write(str(tmp_path / "2024-05-01" / "u.json"), [b"new\n"])
+    batch.commit()
+    assert names(tmp_path) == ["2024-05-01", "t.json"] and names(tmp_path / "2024-05-01") == ["u.json"]

@@ -8,8 +8,9 @@ threat files (``threat_files = True``)
     threat was first published) or ``<folder>/<threat_type>_<id>.json`` (``layout = flat``).
     The files of a delivery wait in hidden ``.<name>.pending`` files beside their final
     ones and replace them at :meth:`~JsonFilesAdapter.commit`, all with one file-system sync
-    (see :class:`~phishme_intel.files.FileBatch`); a withdrawal removes the file, in
-    whichever of the two layouts it is.
+    (see :class:`~phishme_intel.files.FileBatch`); a date folder that does not exist yet
+    waits as a hidden ``.<YYYY-MM-DD>.pending`` folder holding its files, which becomes it
+    at the commit. A withdrawal removes the file, in whichever of the two layouts it is.
 JSON Lines (``jsonl_file``)
     One event per line, appended: ``{"action": "upsert", "time": ..., "threat_type": ...,
     "threat_id": ..., "threat": {...}}`` for a delivery; for a withdrawal the same with
@@ -93,8 +94,10 @@ class JsonFilesAdapter(Adapter):
         if self.folder is not None:
             try:
                 make_folder(self.folder)
+                remove_pending(self.folder)  # left by a run that died before its commit
             except OSError as exc:
                 raise AdapterError(self.name, f"cannot create the folder {self.folder}: {reason(exc)}") from None
+            self._folders.add(self.folder)
 
     def deliver(self, threats: Sequence[Threat]) -> None:
         for threat in threats:
@@ -139,16 +142,18 @@ class JsonFilesAdapter(Adapter):
         self._files.discard()
         self._written.clear()
         self._changed_folders.clear()
+        self._folders.clear()
 
     def _write(self, root: str, threat: Threat, ref: ThreatRef, text: bytes) -> None:
         folder = self._folder(root, threat.first_published) if self.dated else root
         target = os.path.join(folder, _file_name(ref))
         if folder not in self._folders:
             try:
-                if make_folder(folder):
-                    self._changed_folders.add(root)
-                else:
+                if os.path.lexists(folder):
+                    make_folder(folder)  # refuses a link or a file there
                     remove_pending(folder)  # left by a run that died before its commit
+                else:
+                    self._files.add_folder(folder)  # made at the commit, with its files
             except OSError as exc:
                 raise AdapterError(self.name, f"cannot write {target}: {reason(exc)}") from None
             self._folders.add(folder)
