@@ -120,11 +120,11 @@ class Event(NamedTuple):
         """Every extension in the order they are formatted (empty values included, they are left out then)."""
         return self.common.pairs + self.described.pairs + self.own
 
-    def format(self, vendor: str) -> str:
-        """The event as one CEF line (no newline), ``vendor`` in its header."""
+    def format(self, vendor: str, before: str = "") -> str:
+        """The event as one CEF line (no newline), ``vendor`` in its header, after ``before`` (a syslog header)."""
         own = _extensions(self.own)
-        line = f"{_head(vendor, self.product, self.signature, self.name, self.severity)}{self.common.text}" \
-               f"{self.described.text}{own}"
+        line = f"{before}{_head(vendor, self.product, self.signature, self.name, self.severity)}" \
+               f"{self.common.text}{self.described.text}{own}"
         return line if own else line.removesuffix(" ")  # the space a shared text ends in, when nothing follows
 
 

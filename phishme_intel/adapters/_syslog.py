@@ -33,6 +33,7 @@ from __future__ import annotations
 import datetime as dt
 import fcntl
 import functools
+import itertools
 import logging
 import math
 import os
@@ -209,7 +210,9 @@ class TcpTransport:
     ) -> None:
         self.host, self.port, self.timeout, self.framing, self.tls = host, port, timeout, framing, tls
         self.buffer = buffer
-        self._framed: list[str] = []  # framed messages not written yet, of _size characters in all
+        # What is not written yet: each message after its length (octet), or each message (lf: a
+        # newline after each is added when they are joined); _size characters of messages in all.
+        self._parts: list[str] = []
         self._size = 0
         self.destination = f"{'tls' if tls else 'tcp'}://{host}:{port}"
         self._socket: socket.socket | None = None
@@ -220,21 +223,20 @@ class TcpTransport:
         self._connect()
 
     def send(self, messages: Sequence[str]) -> None:
-        if not messages:
-            return
+        """Hold the messages, framed but not copied, until about ``buffer`` characters are held."""
         if self.framing == "octet":  # the length in bytes: in characters when they are all ASCII
-            framed = "".join([f"{len(text) if text.isascii() else len(text.encode())} {text}" for text in messages])
+            lengths = [f"{len(text) if text.isascii() else len(text.encode())} " for text in messages]
+            self._parts += itertools.chain.from_iterable(zip(lengths, messages, strict=True))
         else:
-            framed = "\n".join(messages) + "\n"
-        self._framed.append(framed)
-        self._size += len(framed)
+            self._parts += messages
+        self._size += sum(map(len, messages))
         if self._size >= self.buffer:
             self.push()
 
     def push(self) -> None:
-        if not self._framed:
+        if not self._parts:
             return
-        data = "".join(self._framed).encode()
+        data = ("".join(self._parts) if self.framing == "octet" else "\n".join([*self._parts, ""])).encode()
         if self._socket is None or self._closed_by_peer():
             self._reconnect("the receiver closed the connection")
         try:
@@ -243,7 +245,7 @@ class TcpTransport:
             self._reconnect(f"a write failed ({exc.strerror or exc})")
             self._connection().sendall(data)
         self._written = True
-        self._framed.clear()
+        self._parts.clear()
         self._size = 0
 
     def flush(self) -> None:
@@ -262,7 +264,7 @@ class TcpTransport:
         self._written = False
 
     def close(self) -> None:
-        self._framed.clear()
+        self._parts.clear()
         self._size = 0
         self._disconnect()
 

@@ -169,7 +169,7 @@ class CefSyslogAdapter(Adapter):
 
     def _lines(self, events: Sequence[Event]) -> list[str]:
         headers, vendor = self._headers.of_each, self.vendor
-        return [headers()[SYSLOG_SEVERITIES[event.severity]] + event.format(vendor) for event in events]
+        return [event.format(vendor, headers()[SYSLOG_SEVERITIES[event.severity]]) for event in events]
 
 
 def make_transport(settings: Mapping[str, Any]) -> Transport:
