@@ -291,8 +291,8 @@ def _file_names(raw: dict[str, Any]) -> dict[str, str]:
     names: dict[str, str] = {}
     for exe in _items(raw, "executableSet"):
         if name := _text(exe.get("fileName")):
-            for key in ("md5Hex", "sha1Hex", "sha256Hex"):
-                if digest := _text(exe.get(key)):
+            for key in ("md5Hex", "sha1Hex", "sha256Hex"):  # _text inlined: three calls an executable
+                if isinstance(digest := exe.get(key), str) and (digest := digest.strip()):
                     names.setdefault(digest.lower(), name)
     return names
 
