@@ -131,20 +131,21 @@ LISTED = f"""
 SELECT i.kind, i.value, i.impact, i.role, i.malware_family, t.threat_type, t.threat_id, t.label,
        t.first_published, t.last_published
 {_LISTED_FROM}
-WHERE t.last_published >= ? AND i.kind IN ({{kinds}}){{impacts}}
+WHERE i.kind IN ({{kinds}}){{impacts}} AND t.last_published >= ?
 ORDER BY i.kind, {{order}}
 """
 #: What :meth:`SqliteReader.listed_values` reads: the kinds and values of :data:`LISTED` whose threat's
 #: last published time is an integer between the two ``?`` (``since`` and the last time), a value once
-#: per threat listing it (:func:`.store.value_runs` skips the repeats, next to each other). It needs no column of the
-#: threats but their key: the indicators are read in one pass, each looked up among the keys of the
+#: per threat listing it (:func:`.store.value_runs` skips the repeats, next to each other). It needs
+#: no column of the threats but their key: the indicators are read in one pass, those of the kinds and
+#: impacts wanted (tested first: SQLite tests the terms in this order) looked up among the keys of the
 #: threats wanted (``+`` keeps SQLite from seeking the indicators of each threat instead: a third of
 #: the CPU of a W1 store's listing), and sorted without DISTINCT (its B-tree cost more than the sort).
 LISTED_VALUES = """
 SELECT i.kind, i.value FROM indicators AS i
-WHERE (+i.threat_type, +i.threat_id) IN (SELECT threat_type, threat_id FROM threats
-                                         WHERE last_published BETWEEN ? AND ? AND typeof(last_published) = 'integer')
-    AND i.kind IN ({kinds}){impacts}
+WHERE i.kind IN ({kinds}){impacts}
+    AND (+i.threat_type, +i.threat_id) IN (SELECT threat_type, threat_id FROM threats
+                                           WHERE last_published BETWEEN ? AND ? AND typeof(last_published) = 'integer')
 ORDER BY i.kind, {order}
 """
 #: A URL's value without its scheme, as :func:`.store.without_scheme` gives it (other kinds: the value).
@@ -390,7 +391,7 @@ class SqliteReader(StoreReader):
                            impacts="" if impacts is None else f" AND i.impact IN ({', '.join('?' * len(among))})",
                            order=f"{URL_WITHOUT_SCHEME}, i.value" if url_without_scheme else "i.value")
         try:
-            cursor = self._db.execute(query, (*times, *kinds, *among))
+            cursor = self._db.execute(query, (*kinds, *among, *times))
             while rows := cursor.fetchmany(FETCH_ROWS):
                 yield rows
         except sqlite3.Error as exc:
