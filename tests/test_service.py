@@ -138,6 +138,14 @@ def test_a_signal_during_a_run_stops_the_run_at_a_safe_point_and_the_service_wit
         config.parent / "phishme_intel.log").read_text()
 
 
+def metrics(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample ``/metrics`` answers, by name and labels; it must answer 200."""
+    status, text = http_get(f"{url}/metrics")
+    assert status == 200
+    return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(text) for sample in family.samples}
+
+
 def test_healthz_turns_503_when_the_api_goes_away_and_200_when_it_returns_and_metrics_parse(
     tmp_path, service, dataset: Dataset
 ):
@@ -152,15 +160,14 @@ def test_healthz_turns_503_when_the_api_goes_away_and_200_when_it_returns_and_me
         failing = wait_until(lambda: (answer := http_get(f"{url}/healthz"))[0] == 503 and answer, "/healthz 503")
         simulator = Simulator(dataset, user=USER, password=PASSWORD, port=port).start()
         wait_until(lambda: http_get(f"{url}/healthz")[0] == 200, "/healthz 200 again")
-        status, text = http_get(f"{url}/metrics")
+        # between two runs: while one runs, the next has no time yet (0)
+        samples = wait_until(lambda: (found := metrics(url)) and found[("phishme_intel_next_run_timestamp_seconds", ())]
+                             and found, "/metrics between two runs")
     finally:
         simulator.stop()
 
     assert healthy[1].startswith("HEALTHY: the last run succeeded")
     assert failing[1] == "FAILING: the last run failed with exit 69\n"
-    assert status == 200
-    samples = {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
-               for family in text_string_to_metric_families(text) for sample in family.samples}
     assert samples[("phishme_intel_runs_total", (("outcome", "failed"),))] >= 1
     assert samples[("phishme_intel_runs_total", (("outcome", "success"),))] >= 2
     assert samples[("phishme_intel_threats_total", (("action", "delivered"),))] == len(dataset.live_ids())
