@@ -33,6 +33,8 @@ NOT_FOUND = 1
 T = TypeVar("T")
 _M_MMAP_THRESHOLD = -3  # glibc's malloc.h
 _MAPPED_FROM = 128 * 1024
+_M_ARENA_MAX = -8
+_ARENAS = 2
 
 
 def parser() -> argparse.ArgumentParser:
@@ -140,18 +142,23 @@ def script() -> NoReturn:
 
 
 def _map_large_buffers() -> None:
-    """Have glibc's malloc give every buffer of 128 KiB or more its own mapping, returned when freed.
+    """Have glibc's malloc give every buffer of 128 KiB or more its own mapping, returned when freed, and use two heaps.
 
     By default glibc raises that threshold to the size of each such buffer freed, so after
     the first answer the answers' bodies and texts (about 1 MiB each) come from the heaps of
     the worker threads' arenas and stay there, scattered: the sync's peak RSS on W1 was
-    about 30 MiB higher (bench/run.py). A C library without ``mallopt`` is left as it is.
+    about 30 MiB higher (bench/run.py). By default it also gives each thread that allocates
+    at the same time as another a heap (arena) of its own, up to eight per core: with every
+    adapter on, a run's dozen threads left free memory scattered over as many heaps; two
+    heaps took 2-3 MiB off the W1 peak with every adapter on (99 -> 96-97 MiB, alternating
+    runs). A C library without ``mallopt`` is left as it is.
     """
     try:
         mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):
         return
     mallopt(_M_MMAP_THRESHOLD, _MAPPED_FROM)
+    mallopt(_M_ARENA_MAX, _ARENAS)
 
 
 def _serve(args: argparse.Namespace) -> int:
