@@ -92,6 +92,9 @@ def scratch(prefix: str) -> Iterator[Callable[[str], Path]]:
     a new one (``recently_deleted`` in fs/ext4/ialloc.c). Right after 12,000 to 24,000 files
     were deleted nearby, creating a file cost 0.3-0.5 ms of system time instead of 0.03 ms,
     and the JSON files and STIX runs were charged 3.5-6.5 s for the previous run's clean-up.
+    New folders go into their parent's block group, and "recently" lasts minutes while that
+    group keeps getting new files: set ``TMPDIR`` to a folder where nothing deletes many
+    files (not ``/tmp`` beside a test suite) for figures that are the sync's own.
     """
     with tempfile.TemporaryDirectory(prefix=prefix) as top:
         yield lambda name: Path(tempfile.mkdtemp(prefix=name, dir=top))
