@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from phishme_intel.adapters.base import Adapter
@@ -45,12 +46,20 @@ class _Recording(Adapter):
         self.commits.append(len(self.batches))
 
 
+@contextmanager
+def opened(fanout: Fanout) -> Iterator[Fanout]:
+    """``fanout`` opened for the block, closed after it (its lanes ended) however the block ends."""
+    fanout.open()
+    try:
+        yield fanout
+    finally:
+        fanout.close()
+
+
 def test_a_busy_lane_does_not_hold_the_next_batch_back_from_the_lanes_after_it() -> None:
     free = threading.Event()
     slow, quick = _Recording("slow", hold=free), _Recording("quick")
-    fanout = Fanout([slow, quick])
-    fanout.open()
-    try:
+    with opened(Fanout([slow, quick])) as fanout:
         fanout.deliver(["first"])
         assert quick.expect("first").wait(WAIT)
         handing = threading.Thread(target=fanout.deliver, args=(["second"],))
@@ -62,17 +71,13 @@ def test_a_busy_lane_does_not_hold_the_next_batch_back_from_the_lanes_after_it()
             free.set()
             handing.join(WAIT)
         fanout.commit()
-    finally:
-        fanout.close()
     assert slow.batches == quick.batches == ["first", "second"]
 
 
 def test_a_commit_in_flight_holds_no_batch_back_and_takes_only_what_was_handed_before_it() -> None:
     free = threading.Event()
     slow, quick = _Recording("slow", commit_hold=free), _Recording("quick")
-    fanout = Fanout([slow, quick])
-    fanout.open()
-    try:
+    with opened(Fanout([slow, quick])) as fanout:
         fanout.deliver(["first"])
         commit = fanout.queue_commit()  # returns at once: the slow adapter's commit is still to come
         fanout.deliver(["second"])
@@ -82,8 +87,5 @@ def test_a_commit_in_flight_holds_no_batch_back_and_takes_only_what_was_handed_b
         commit.wait()
         assert slow.commits == [1]
         fanout.commit()
-    finally:
-        free.set()
-        fanout.close()
     assert slow.batches == quick.batches == ["first", "second"]
     assert slow.commits == quick.commits == [1, 2]

@@ -76,9 +76,10 @@ class Engine:
         return threats
 
     def deliver(self, threats: list[Threat]) -> None:
-        """:meth:`tally` ``threats``, then :meth:`hand_over` them."""
+        """:meth:`tally` ``threats``, then hand them to the adapters, and count them."""
         self.tally(threats)
-        self.hand_over(threats)
+        self.fanout.deliver(threats)
+        self.report.delivered += len(threats)
 
     def tally(self, threats: list[Threat]) -> None:
         """Count the values of ``threats`` the gate turned away or allow-lists.
@@ -102,11 +103,6 @@ class Engine:
                         self._allowlisted_seen.add((indicator.kind, indicator.value))
                         log.info("allow-listed, emitted by no adapter: %s %s (first in %s %d)", indicator.kind,
                                  indicator.value, threat.kind, threat.id)
-
-    def hand_over(self, threats: list[Threat]) -> None:
-        """Hand ``threats`` (tallied) to the adapters, and count them."""
-        self.fanout.deliver(threats)
-        self.report.delivered += len(threats)
 
     def progress(self) -> None:
         """Show the report as it stands to the caller's ``on_progress`` hook, if it gave one."""

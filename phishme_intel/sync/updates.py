@@ -46,14 +46,11 @@ def follow(run: Engine, *, position: str | None = None, timestamp: int | None = 
             elif kind == "invalid":
                 run.report.skipped_invalid += value
             elif value != stored:
-                committer.start(SyncState(position=value), lambda position=value: _stored(run, position))
+                message = ("updates: position %s stored (%d delivered, %d withdrawn so far)",
+                           value, run.report.delivered, run.report.withdrawn)  # the counts it covers
+                committer.start(SyncState(position=value), lambda message=message: log.info(*message))
                 stored = value
             run.progress()
-
-
-def _stored(run: Engine, position: str) -> None:
-    log.info("updates: position %s stored (%d delivered, %d withdrawn so far)",
-             position, run.report.delivered, run.report.withdrawn)
 
 
 def _deliver(run: Engine, fetched: Fetched[SearchPage], expiry: int) -> None:
