@@ -10,7 +10,6 @@ exits 1. A run prints nothing unless it has a terminal: under cron stdout stays 
 from __future__ import annotations
 
 import argparse
-import ctypes
 import datetime as dt
 import gc
 import os
@@ -18,7 +17,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import NoReturn, TypeVar
 
-from . import commands, lookup
+from . import commands, lookup, memory
 from .config import understood
 from .errors import Error, Interrupted, LockHeld
 from .logs import shown
@@ -31,10 +30,6 @@ ROOT_REFUSED = 77
 USAGE = 2
 NOT_FOUND = 1
 T = TypeVar("T")
-_M_MMAP_THRESHOLD = -3  # glibc's malloc.h
-_MAPPED_FROM = 128 * 1024
-_M_ARENA_MAX = -8
-_ARENAS = 2
 
 
 def parser() -> argparse.ArgumentParser:
@@ -77,7 +72,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
-    _map_large_buffers()
+    memory.map_large_buffers()
     cli = parser()
     args = cli.parse_args(argv)
     if args.since is not None and not args.reset:
@@ -139,26 +134,6 @@ def script() -> NoReturn:
     code = main()
     gc.freeze()
     sys.exit(code)
-
-
-def _map_large_buffers() -> None:
-    """Have glibc's malloc give every buffer of 128 KiB or more its own mapping, returned when freed, and use two heaps.
-
-    By default glibc raises that threshold to the size of each such buffer freed, so after
-    the first answer the answers' bodies and texts (about 1 MiB each) come from the heaps of
-    the worker threads' arenas and stay there, scattered: the sync's peak RSS on W1 was
-    about 30 MiB higher (bench/run.py). By default it also gives each thread that allocates
-    at the same time as another a heap (arena) of its own, up to eight per core: with every
-    adapter on, a run's dozen threads left free memory scattered over as many heaps; two
-    heaps took 2-3 MiB off the W1 peak with every adapter on (99 -> 96-97 MiB, alternating
-    runs). A C library without ``mallopt`` is left as it is.
-    """
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
-        return
-    mallopt(_M_MMAP_THRESHOLD, _MAPPED_FROM)
-    mallopt(_M_ARENA_MAX, _ARENAS)
 
 
 def _serve(args: argparse.Namespace) -> int:

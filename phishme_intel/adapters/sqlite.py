@@ -51,6 +51,7 @@ from typing import Any
 
 import orjson
 
+from .. import memory
 from ..errors import AdapterError
 from ..files import writable_file_problem
 from ..models import Threat, ThreatRef
@@ -330,12 +331,24 @@ class SqliteAdapter(Adapter):
             self._unrecorded.clear()
             try:
                 if self._index_deferred:
-                    self._db.executescript(INDEXES)
+                    self._build_indexes()
             except sqlite3.Error as exc:  # close must not raise: the next run builds them
                 log.warning("sqlite: cannot build the indexes of %s: %s", self.path, exc)
             finally:
                 self._db.close()
                 self._db = None
+
+    def _build_indexes(self) -> None:
+        """Build the indexes the bulk load went without, in memory the run no longer holds.
+
+        SQLite sorts the rows of each in a buffer of its own, 16 MiB whatever the cache size;
+        on top of the run's page cache and what its heaps still held free, that raised a W1
+        backfill's peak RSS by 5 MiB (every adapter on: 93 -> 98 MiB). The cache's pages
+        and the heaps' free memory are given back first.
+        """
+        self.db.execute("PRAGMA shrink_memory")
+        memory.give_back()
+        self.db.executescript(INDEXES)
 
     def reader(self) -> StoreReader:
         return SqliteReader(self.path)
