@@ -24,7 +24,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from configupdater import ConfigUpdater
-from harness import BenchSimulator, SyncRun, Workload, run_sync, scratch, write_config
+from harness import BenchSimulator, SyncRun, Workload, megabytes, run_sync, scratch, write_config
 from run import machine
 
 W1 = Workload("W1", 10_000, 2_000, 0)
@@ -164,8 +164,8 @@ def verdicts(rows: Sequence[Row]) -> list[str]:
         _verdict(worst.run.wall <= 1.5 * base,
                  f"each adapter adds at most 50 % (worst: {worst.label[2:]}, {worst.run.wall / base - 1:+.0%})"),
         _verdict(together.run.wall <= 2 * base, f"all on adds at most 100 % ({together.run.wall / base - 1:+.0%})"),
-        _verdict(together.run.peak_rss_mib <= 100, f"peak RSS all on at most 100 MiB "
-                                                   f"({together.run.peak_rss_mib:.0f} MiB)"),
+        _verdict(megabytes(together.run.peak_rss_mib) <= 100, f"peak RSS all on at most 100 MB "
+                 f"({together.run.peak_rss_mib:.0f} MiB = {megabytes(together.run.peak_rss_mib):.1f} MB)"),
     ]
     scale = [row for row in rows if row.threats != W1.threats]
     if len(scale) == 2:

@@ -100,6 +100,11 @@ def scratch(prefix: str) -> Iterator[Callable[[str], Path]]:
         yield lambda name: Path(tempfile.mkdtemp(prefix=name, dir=top))
 
 
+def megabytes(mib: float) -> float:
+    """``mib`` MiB in MB (10^6 bytes): the memory targets are in MB, RSS is read in KiB."""
+    return mib * 2**20 / 10**6
+
+
 def write_config(work: Path, url: str, concurrency: int, rate: float) -> Path:
     """config.ini.example for the simulator at ``url``, with the SQLite store on.
 

@@ -28,7 +28,19 @@ from pathlib import Path
 
 import floors
 import vendor
-from harness import DAYS, PASSWORD, ROOT, USER, BenchSimulator, SyncRun, Workload, run_sync, scratch, write_config
+from harness import (
+    DAYS,
+    PASSWORD,
+    ROOT,
+    USER,
+    BenchSimulator,
+    SyncRun,
+    Workload,
+    megabytes,
+    run_sync,
+    scratch,
+    write_config,
+)
 
 from phishme_intel.simulator.threats import PROFILES
 
@@ -184,7 +196,8 @@ def verdicts(results: Sequence[Result], concurrency: int) -> list[str]:
                                                   f"pi {vendor.RELEASE} {result.vendor_total:.2f} s / ours "
                                                   f"{result.total:.2f} s = {ratio:.1f} x (>= {floor})"))
     peak = max(max(r.backfill.peak_rss_mib, r.updates.peak_rss_mib) for r in results)
-    found.append(_verdict(peak <= 100, f"memory: peak RSS {peak:.0f} MiB (<= 100)"))
+    found.append(_verdict(megabytes(peak) <= 100,
+                          f"memory: peak RSS {peak:.0f} MiB = {megabytes(peak):.1f} MB (<= 100 MB)"))
     small, large = by_key.get(("scale", 5_000, 0)), by_key.get(("scale", 50_000, 0))
     if small and large:
         ratio = _peak(large) / _peak(small)
