@@ -13,7 +13,7 @@ from collections.abc import Iterable
 
 from .. import adapters
 
-_MIGRATION = 'see "Migrating from phishme-intelligence 4.x" in the README'
+_MIGRATION = "see docs/migrating.rst"
 
 #: 4.x section → what does its job in phishme-intel.
 SECTIONS = {
