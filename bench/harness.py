@@ -130,8 +130,11 @@ def run_process(argv: list[str], work: Path, simulator: BenchSimulator) -> SyncR
 
     The peak RSS is the process's own high-water mark (``VmHWM``), read until it exits: the
     ``ru_maxrss`` that ``wait4`` reports would also count this process's size when it started
-    the sync, since Linux carries it over ``exec``.
+    the sync, since Linux carries it over ``exec``. What earlier runs left unwritten is
+    written first (``os.sync``): a run that wrote hundreds of MB of files had the next compete
+    with the kernel writing them back for the next half minute.
     """
+    os.sync()
     simulator.control("POST", "reset_stats")
     cpu_before = simulator.cpu_seconds()
     errors = work / "stderr.txt"
