@@ -94,7 +94,9 @@ def scratch(prefix: str) -> Iterator[Callable[[str], Path]]:
     and the JSON files and STIX runs were charged 3.5-6.5 s for the previous run's clean-up.
     New folders go into their parent's block group, and "recently" lasts minutes while that
     group keeps getting new files: set ``TMPDIR`` to a folder where nothing deletes many
-    files (not ``/tmp`` beside a test suite) for figures that are the sync's own.
+    files (not ``/tmp`` beside a test suite) for figures that are the sync's own, and start
+    six minutes or more after any large deletion (another benchmark's end, a test run): a new
+    top-level folder goes to a group with many free inodes, and a clean-up just emptied some.
     """
     with tempfile.TemporaryDirectory(prefix=prefix) as top:
         yield lambda name: Path(tempfile.mkdtemp(prefix=name, dir=top))

@@ -1,6 +1,7 @@
 """The C library's memory allocator: how a run sets glibc's malloc up, and gives its free memory back.
 
-Both do nothing on a C library without ``mallopt`` and ``malloc_trim`` (musl, macOS).
+Each does nothing on a C library without the function it calls (``mallopt``, ``malloc_trim``:
+glibc's own).
 """
 
 from __future__ import annotations
