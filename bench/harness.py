@@ -7,6 +7,7 @@ simulator is ``python -m phishme_intel.simulator`` and the sync is ``phishme_to_
 from __future__ import annotations
 
 import compileall
+import contextlib
 import datetime as dt
 import os
 import subprocess
@@ -130,9 +131,11 @@ def run_sync(config: Path, simulator: BenchSimulator) -> SyncRun:
 def run_process(argv: list[str], work: Path, simulator: BenchSimulator) -> SyncRun:
     """Run ``argv`` in ``work`` to completion, measured; fails loudly if it exits non-zero.
 
-    The peak RSS is the process's own high-water mark (``VmHWM``), read until it exits: the
+    The peak RSS is the process's own high-water mark (``VmHWM``), read until it exits (the
     ``ru_maxrss`` that ``wait4`` reports would also count this process's size when it started
-    the sync, since Linux carries it over ``exec``. What earlier runs left unwritten is
+    the sync, since Linux carries it over ``exec``), plus the largest RSS its child processes
+    (the ``tar`` that writes a batch's files) were seen to have together, every 10 ms: an
+    upper bound, as their shared pages (the C library) count twice. What earlier runs left unwritten is
     written first (``os.sync``): a run that wrote hundreds of MB of files had the next compete
     with the kernel writing them back for the next half minute.
     """
@@ -143,13 +146,15 @@ def run_process(argv: list[str], work: Path, simulator: BenchSimulator) -> SyncR
     started = time.perf_counter()
     with errors.open("wb") as stderr:
         process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=stderr, cwd=work)
-    peak_kib = 0
+    peak_kib = children_kib = 0
     while True:
         pid, status, usage = os.wait4(process.pid, os.WNOHANG)
         if pid:
             break
         peak_kib = max(peak_kib, _high_water_kib(process.pid))
+        children_kib = max(children_kib, sum(map(_resident_kib, _children(process.pid))))
         time.sleep(0.01)
+    peak_kib += children_kib
     wall = time.perf_counter() - started
     process.returncode = os.waitstatus_to_exitcode(status)
     if process.returncode:
@@ -161,10 +166,28 @@ def run_process(argv: list[str], work: Path, simulator: BenchSimulator) -> SyncR
                    stats["connections"], simulator.cpu_seconds() - cpu_before, stats["by_path"])
 
 
+def _children(pid: int) -> list[int]:
+    """The child processes of ``pid`` (of each of its threads), as Linux lists them; none once it has exited."""
+    found = []
+    for children in Path(f"/proc/{pid}/task").glob("*/children"):
+        with contextlib.suppress(OSError):
+            found += map(int, children.read_text().split())
+    return found
+
+
+def _resident_kib(pid: int) -> int:
+    """The resident set of process ``pid`` now, in KiB; 0 once it has exited."""
+    return _status_kib(pid, "VmRSS:")
+
+
 def _high_water_kib(pid: int) -> int:
     """The peak resident set of process ``pid`` so far, in KiB; 0 once it has exited."""
+    return _status_kib(pid, "VmHWM:")
+
+
+def _status_kib(pid: int, field: str) -> int:
     try:
         status = Path(f"/proc/{pid}/status").read_text()
     except OSError:
         return 0
-    return next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:")), 0)
+    return next((int(line.split()[1]) for line in status.splitlines() if line.startswith(field)), 0)

@@ -54,13 +54,14 @@ The rooms, and what each may import (always downward in this list):
     ``base`` (the interface and its vocabulary), ``store`` (what blocklists and lookup read
     of a store), one file per product named as its config section, helpers private to
     adapters with a leading underscore (``_cef``, ``_syslog``, ``_stix``, ``_taxii``...).
-    Imports ``models``, ``options``, ``files``, ``retry``, ``memory``, ``errors``.
+    Imports ``models``, ``options``, ``files``, ``file_batch``, ``retry``, ``memory``, ``errors``.
 ``monitoring/``
     ``status_file``, ``metrics``, ``health`` (``--status``), ``progress``, ``timefmt``,
     ``http`` (/healthz and /metrics for the service). Imports ``state``, ``files``; never the engine.
-``state``, ``options``, ``files``, ``retry``, ``memory``, ``interrupts``, ``errors``, ``version``
+``state``, ``options``, ``files``, ``file_batch``, ``retry``, ``memory``, ``interrupts``, ``errors``, ``version``
     the floor: the sync state and report and where they are kept, typed config values,
-    file writing (atomic, never through a link), back-off, ``Retry-After`` and pacing, how
+    file writing (atomic, never through a link; many files at one commit, created by a
+    ``tar`` process), back-off, ``Retry-After`` and pacing, how
     glibc's malloc is set up and gives memory back, stop requests from SIGINT/SIGTERM, the
     error types.
 ``simulator/``, ``demo``

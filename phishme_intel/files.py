@@ -31,17 +31,14 @@ import os
 import shutil
 import stat
 import tempfile
-import threading
-from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from typing import IO
 
 _SUFFIX = ".tmp"
-_ANYONE = 0o666
+NEW_FILE_MODE = 0o666
 _CHUNK = 65536
 _IOV_MAX = os.sysconf("SC_IOV_MAX") if "SC_IOV_MAX" in os.sysconf_names else 16
 PENDING_IN_MEMORY = 1 << 20
-PENDING_SUFFIX = ".pending"
 _LIBC = ctypes.CDLL(None, use_errno=True)
 
 
@@ -107,7 +104,7 @@ class Replacement:
             return False  # __exit__ removes the temporary file
         if replaced and os.geteuid() == 0:
             os.fchown(handle.fileno(), replaced.st_uid, replaced.st_gid)
-        os.fchmod(handle.fileno(), replaced.st_mode & 0o7777 if replaced else _ANYONE & ~_umask())
+        os.fchmod(handle.fileno(), replaced.st_mode & 0o7777 if replaced else NEW_FILE_MODE & ~current_umask())
         os.fsync(handle.fileno())
         handle.close()
         os.replace(self._temporary, self.target)
@@ -143,7 +140,7 @@ def remove_leftovers(target: str) -> tuple[list[str], list[str]]:
             continue
         path = os.path.join(folder, name)
         try:
-            if not _remove_entry(path):
+            if not remove_entry(path):
                 continue
         except OSError as exc:
             kept.append(f"{path} ({reason(exc)})")
@@ -152,7 +149,7 @@ def remove_leftovers(target: str) -> tuple[list[str], list[str]]:
     return removed, kept
 
 
-def _remove_entry(path: str) -> bool:
+def remove_entry(path: str) -> bool:
     """Remove the file, link (not what it points to) or folder (with its content) at ``path``; False if none.
 
     Raises OSError.
@@ -171,7 +168,7 @@ def _prefix(target: str) -> str:
     return f".{os.path.basename(target)}."
 
 
-def _umask() -> int:
+def current_umask() -> int:
     """The process umask, read without changing it where Linux tells it (``/proc/self/status``):
     setting it to read it would, for that moment, give the files another thread creates (the
     adapters run on threads of their own) the wrong permission bits."""
@@ -187,14 +184,14 @@ def _umask() -> int:
     return mask
 
 
-def _link_error(path: str) -> OSError:
+def link_error(path: str) -> OSError:
     return OSError(errno.ELOOP, f"{path} is a symbolic link, and outputs are never written through one", path)
 
 
 def refuse_link(path: str) -> None:
     """Raise OSError (ELOOP) if ``path`` is a symbolic link; nothing if it is anything else or absent."""
     if os.path.islink(path):
-        raise _link_error(path)
+        raise link_error(path)
 
 
 def open_no_follow(path: str, flags: int) -> int:
@@ -203,10 +200,10 @@ def open_no_follow(path: str, flags: int) -> int:
     A symbolic link at ``path`` raises OSError (ELOOP) naming it.
     """
     try:
-        return os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, _ANYONE)
+        return os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, NEW_FILE_MODE)
     except OSError as exc:
         if exc.errno == errno.ELOOP:
-            raise _link_error(path) from None
+            raise link_error(path) from None
         raise
 
 
@@ -256,245 +253,6 @@ def folder_problem(folder: str) -> str | None:
 def reason(exc: OSError) -> str:
     """The readable part of an OSError: ``No space left on device``, not ``[Errno 28] ...``."""
     return exc.strerror or str(exc)
-
-
-class FileBatch:
-    """Files replaced together at one commit, durably, with one file-system sync for all of them.
-
-    :meth:`write` puts each file's content in a hidden ``.<name>.pending`` file beside its
-    target (the umask's mode for a new file, the replaced file's otherwise; a later write
-    of the same target replaces it; nothing is fsynced yet). :meth:`commit` syncs the file
-    system once (``syncfs``; ``sync`` where there is none), renames each pending file over
-    its target and fsyncs each folder once: the same durability as :func:`write_atomic`
-    per file, without a journal commit per file. A reader never sees a partial file; until
-    the commit it sees the old ones. :meth:`discard` forgets what was not committed (and
-    removes its files); a process that died leaves pending files for
-    :func:`remove_pending` to clean up.
-
-    A folder that does not exist yet is made by the commit, whole, when it is named to
-    :meth:`add_folder` first: its files then wait, under their own names, in a hidden
-    ``.<name>.pending`` folder beside it, which the commit renames to the folder's name
-    after the sync (one rename for all its files, where a file in an existing folder
-    takes one each).
-
-    The pending files are written by a thread of the batch (:class:`_Writer`), in the order
-    of the writes, while the caller goes on: creating a file is mostly the kernel's work,
-    done without the interpreter's lock. At most ``held`` bytes (or one file) wait for it.
-    A write that failed is raised, as an OSError naming its target, by the next call that
-    waits for the writer or hands it a file; :meth:`commit` waits for every file first.
-    One thread (any) uses a batch.
-    """
-
-    def __init__(self, held: int = PENDING_IN_MEMORY) -> None:
-        self._pending: dict[str, str] = {}  # target -> its pending file, in order of first write
-        self._new_folders: dict[str, str] = {}  # folder the commit makes -> the pending folder holding its files
-        self._held = held
-        self._writer: _Writer | None = None
-
-    def __len__(self) -> int:
-        return len(self._pending)
-
-    def __contains__(self, target: str) -> bool:
-        return target in self._pending
-
-    def pending(self, target: str) -> str:
-        """The pending file that holds what ``target`` becomes at the commit, once written. Raises OSError."""
-        self._wait()
-        return self._pending[target]
-
-    def add_folder(self, folder: str) -> None:
-        """Have the commit make ``folder`` (absent now) holding the files written in it since. Raises OSError.
-
-        Its pending folder, beside it, is made now (mode 0777 less the umask); one that a
-        process that died left there is removed first.
-        """
-        parent, slash, name = folder.rstrip("/").rpartition("/")
-        pending = f"{parent}{slash}.{name}{PENDING_SUFFIX}"
-        _remove_entry(pending)
-        make_folder(pending)
-        self._new_folders[folder.rstrip("/")] = pending
-
-    def write(self, target: str, chunks: Iterable[bytes]) -> None:
-        """Hold ``chunks`` as ``target``'s next content (written by the batch's thread). Raises OSError."""
-        folder, slash, name = target.rpartition("/")
-        new_folder = self._new_folders.get(folder)
-        pending = f"{folder}{slash}.{name}{PENDING_SUFFIX}" if new_folder is None else f"{new_folder}/{name}"
-        if self._writer is None:
-            self._writer = _Writer(self._held)
-        self._writer.put(target, pending, tuple(chunks))
-        self._pending[target] = pending
-
-    def drop(self, target: str) -> None:
-        """Forget the pending content of ``target``, if any. Raises OSError."""
-        if target in self._pending:
-            self._wait()
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self._pending.pop(target))
-
-    def commit(self) -> None:
-        """Put every pending file in place, durably. Raises OSError naming the target that failed."""
-        if self._writer is not None:
-            writer, self._writer = self._writer, None
-            writer.finish()
-        if not self._pending and not self._new_folders:
-            return
-        sync_file_system(os.path.dirname(next(iter(self._new_folders or self._pending))) or ".")  # a folder there now
-        new_folders, self._new_folders = self._new_folders, {}
-        for folder, pending in new_folders.items():
-            try:
-                os.rename(pending, folder)
-            except OSError as exc:
-                raise OSError(exc.errno, exc.strerror, folder) from None
-        for target, pending in self._pending.items():
-            if target.rpartition("/")[0] in new_folders:
-                continue  # in place with its folder
-            try:
-                os.replace(pending, target)
-            except OSError as exc:
-                raise OSError(exc.errno, exc.strerror, target) from None
-        paths = {target[:target.rfind("/") + 1] for target in self._pending}  # "" or up to the last slash
-        paths.update(folder[:folder.rfind("/") + 1] for folder in new_folders)
-        for folder in sorted({os.path.dirname(path) or "." for path in paths}):
-            fsync_folder(folder)
-        self._pending.clear()
-
-    def discard(self) -> None:
-        """Forget everything not committed and remove its pending files (the files not yet written are not)."""
-        if self._writer is not None:
-            writer, self._writer = self._writer, None
-            writer.cancel()
-        for pending in self._pending.values():
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(pending)
-        self._pending.clear()
-        for pending in self._new_folders.values():
-            _remove_entry(pending)
-        self._new_folders.clear()
-
-    def _wait(self) -> None:
-        if self._writer is not None:
-            self._writer.wait()
-
-
-class _Writer:
-    """The thread of a :class:`FileBatch`: writes each pending file given to :meth:`put`, in order.
-
-    Holds at most ``held`` bytes of files not yet written (and always one file). After a
-    write fails, it writes nothing more; the failure (an OSError naming the target) is
-    raised by :meth:`put`, :meth:`wait` and :meth:`finish`.
-    """
-
-    def __init__(self, held: int) -> None:
-        self._limit = held
-        self._changed = threading.Condition(threading.Lock())
-        self._queue: deque[tuple[str, str, tuple[bytes, ...], int] | None] = deque()
-        self._held = 0  # bytes given and not yet written
-        self._unwritten = 0  # files given and not yet written (or skipped after a failure)
-        self._error: OSError | None = None
-        self._idle = False  # the thread waits for a file
-        self._waiting = 0  # callers that wait for the thread
-        self._thread = threading.Thread(target=self._run, name="phishme-intel pending files", daemon=True)
-        self._thread.start()
-
-    def put(self, target: str, pending: str, parts: tuple[bytes, ...]) -> None:
-        """Have ``parts`` written to ``pending`` (the content of ``target``); waits while too much is held."""
-        size = sum(map(len, parts))
-        with self._changed:
-            while self._held and self._held + size > self._limit and self._error is None:
-                self._wait_for_thread()
-            self._raise()
-            self._queue.append((target, pending, parts, size))
-            self._held += size
-            self._unwritten += 1
-            if self._idle:
-                self._changed.notify_all()
-
-    def wait(self) -> None:
-        """Wait until every file given is written."""
-        with self._changed:
-            while self._unwritten:
-                self._wait_for_thread()
-            self._raise()
-
-    def _wait_for_thread(self) -> None:
-        """Wait (holding ``_changed``) until the thread wrote a file or ended."""
-        self._waiting += 1
-        self._changed.wait()
-        self._waiting -= 1
-
-    def finish(self) -> None:
-        """Write every file given, then end the thread."""
-        self._stop()
-        self._raise()
-
-    def cancel(self) -> None:
-        """End the thread once the file being written (if any) is; the others given are not written."""
-        with self._changed:
-            self._unwritten -= len(self._queue)
-            self._held -= sum(item[3] for item in self._queue if item is not None)
-            self._queue.clear()
-        self._stop()
-
-    def _stop(self) -> None:
-        with self._changed:
-            self._queue.append(None)
-            self._changed.notify_all()
-        self._thread.join()
-
-    def _raise(self) -> None:
-        if self._error is not None:
-            raise OSError(self._error.errno, reason(self._error), self._error.filename)
-
-    def _run(self) -> None:
-        written: tuple[int, OSError | None] | None = None  # the size of the file last written, and its error
-        while True:
-            with self._changed:  # once a file: tells what was written and takes the next
-                if written is not None:
-                    self._error = self._error or written[1]
-                    self._held -= written[0]
-                    self._unwritten -= 1
-                    if self._waiting:
-                        self._changed.notify_all()
-                while not self._queue:
-                    self._idle = True
-                    self._changed.wait()
-                self._idle = False
-                item = self._queue.popleft()
-            if item is None:
-                return
-            target, pending, parts, size = item
-            error = None
-            if self._error is None:
-                try:
-                    _write_pending(target, pending, parts)
-                except OSError as exc:
-                    error = OSError(exc.errno, reason(exc), target)
-            written = (size, error)
-
-
-def _write_pending(target: str, pending: str, parts: Sequence[bytes]) -> None:
-    """Write ``parts`` to the new file ``pending`` with the permission bits of ``target`` (the umask's if none)."""
-    replaced = None
-    if os.access(target, os.F_OK, follow_symlinks=False):  # no exception to make when it is absent
-        with contextlib.suppress(FileNotFoundError):
-            replaced = os.lstat(target)
-    if replaced is not None and stat.S_ISLNK(replaced.st_mode):
-        raise _link_error(target)
-    fd = open_no_follow(pending, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
-    try:
-        write_all(fd, parts)
-        if replaced is not None:
-            os.fchmod(fd, replaced.st_mode & 0o7777)
-    finally:
-        os.close(fd)
-
-
-def remove_pending(folder: str) -> None:
-    """Remove the pending files and folders a :class:`FileBatch` of a process that died left in ``folder``."""
-    with os.scandir(folder) as entries:
-        for entry in entries:
-            if entry.name.startswith(".") and entry.name.endswith(PENDING_SUFFIX):
-                _remove_entry(entry.path)
 
 
 def sync_file_system(folder: str) -> None:

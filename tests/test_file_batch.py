@@ -1,19 +1,22 @@
-"""FileBatch: files replaced together at a commit, their pending files written by the batch's thread.
+"""FileBatch: files replaced together at a commit, their pending files created by a ``tar`` process.
 
-Real files in a temporary folder. Nothing here waits for time: each case waits for the
-batch (its commit, :meth:`~FileBatch.pending`, :meth:`~FileBatch.drop`), which waits for
-its thread.
+Real files in a temporary folder, a real ``tar`` (and, where a case says so, none on PATH:
+the batch then writes the files itself). Nothing here waits for time: each case waits for
+the batch (its commit, :meth:`~FileBatch.pending`, :meth:`~FileBatch.drop`), which waits
+for ``tar`` to end.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
-from phishme_intel.files import FileBatch, remove_pending
+from phishme_intel.file_batch import FileBatch, remove_pending
 
 
 def in_thread(work):
@@ -26,8 +29,19 @@ def names(folder):
     return sorted(os.listdir(folder))
 
 
+@pytest.fixture(params=["tar", "no tar"])
+def tar_or_not(request, monkeypatch, tmp_path):
+    """Each case as it runs with ``tar`` on PATH, and without (the batch writes the files itself)."""
+    if request.param == "no tar":
+        monkeypatch.setenv("PATH", str(tmp_path / "no-programs-here"))
+    elif shutil.which("tar") is None:
+        pytest.skip("no tar on PATH")
+    return request.param
+
+
+@pytest.mark.usefixtures("tar_or_not")
 def test_files_written_from_another_thread_appear_whole_at_the_commit(tmp_path):
-    batch = FileBatch(held=50_000)  # fewer bytes than the files: the batch waits for its thread
+    batch = FileBatch(held=50_000)  # fewer bytes than the files: several hand-overs to tar
     contents = {str(tmp_path / f"t{n}.json"): bytes([n % 256]) * (10_000 + n) for n in range(40)}
 
     def write():
@@ -42,6 +56,7 @@ def test_files_written_from_another_thread_appear_whole_at_the_commit(tmp_path):
     assert {str(tmp_path / name): (tmp_path / name).read_bytes() for name in names(tmp_path)} == contents
 
 
+@pytest.mark.usefixtures("tar_or_not")
 def test_a_later_write_of_the_same_target_wins_and_pending_waits_for_it(tmp_path):
     batch = FileBatch()
     target = str(tmp_path / "t.json")
@@ -54,6 +69,7 @@ def test_a_later_write_of_the_same_target_wins_and_pending_waits_for_it(tmp_path
     assert names(tmp_path) == ["t.json"] and (tmp_path / "t.json").read_bytes() == b"version 19\n"
 
 
+@pytest.mark.usefixtures("tar_or_not")
 def test_a_replaced_file_keeps_its_permission_bits_and_a_new_one_gets_the_umasks(tmp_path):
     kept = tmp_path / "kept.json"
     kept.write_bytes(b"old\n")
@@ -70,44 +86,83 @@ def test_a_replaced_file_keeps_its_permission_bits_and_a_new_one_gets_the_umasks
     assert stat.S_IMODE((tmp_path / "new.json").stat().st_mode) == 0o666 & ~umask
 
 
-def test_a_failed_write_fails_the_commit_naming_its_target_and_replaces_nothing(tmp_path):
+@pytest.mark.usefixtures("tar_or_not")
+def test_a_link_at_a_target_fails_its_write_and_the_commit_and_replaces_nothing(tmp_path):
     elsewhere = tmp_path / "precious.txt"
     elsewhere.write_bytes(b"precious\n")
     link = tmp_path / "b.json"
     link.symlink_to(elsewhere)
     (tmp_path / "a.json").write_bytes(b"old\n")
     batch = FileBatch()
-    for name in ("a.json", "b.json", "c.json"):
-        batch.write(str(tmp_path / name), [b"new\n"])
-
+    batch.write(str(tmp_path / "a.json"), [b"new\n"])
     with pytest.raises(OSError, match="is a symbolic link") as failure:
-        batch.commit()
-
+        batch.write(str(link), [b"new\n"])
     assert failure.value.filename == str(link)
+
+    for call in (lambda: batch.write(str(tmp_path / "c.json"), [b"new\n"]), batch.commit):
+        with pytest.raises(OSError, match="is a symbolic link"):
+            call()
     assert (tmp_path / "a.json").read_bytes() == b"old\n" and elsewhere.read_bytes() == b"precious\n"
     assert link.is_symlink() and not (tmp_path / "c.json").exists()
     batch.discard()
     assert names(tmp_path) == ["a.json", "b.json", "precious.txt"]
 
 
-def test_after_a_failed_write_the_next_call_that_waits_raises_it(tmp_path):
+@pytest.mark.usefixtures("tar_or_not")
+def test_a_write_into_a_missing_folder_fails_naming_its_target_and_makes_no_folder(tmp_path):
     batch = FileBatch()
-    missing = str(tmp_path / "no-such-folder" / "a.json")
-    batch.write(missing, [b"new\n"])
-    batch.write(str(tmp_path / "b.json"), [b"new\n"])
+    batch.write(str(tmp_path / "a.json"), [b"new\n"])
+    missing = str(tmp_path / "no-such-folder" / "b.json")
 
     with pytest.raises(FileNotFoundError) as failure:
-        batch.pending(str(tmp_path / "b.json"))
+        batch.write(missing, [b"new\n"])
 
     assert failure.value.filename == missing
     with pytest.raises(FileNotFoundError):
-        batch.write(str(tmp_path / "c.json"), [b"new\n"])
+        batch.pending(str(tmp_path / "a.json"))
     batch.discard()
     assert names(tmp_path) == []
+    batch.write(str(tmp_path / "c.json"), [b"new\n"])  # discard forgot the failure
+    batch.commit()
+    assert names(tmp_path) == ["c.json"]
 
 
+def test_a_file_tar_fails_to_write_is_raised_by_the_next_call_that_waits_naming_its_target(tmp_path):
+    if shutil.which("tar") is None:
+        pytest.skip("no tar on PATH")
+    (tmp_path / ".b.json.pending").mkdir()  # something tar cannot replace with a file
+    (tmp_path / ".b.json.pending" / "inside").write_bytes(b"x")
+    batch = FileBatch()
+    for name in ("a.json", "b.json", "c.json"):
+        batch.write(str(tmp_path / name), [b"new\n"])
+
+    with pytest.raises(OSError) as failure:
+        batch.pending(str(tmp_path / "a.json"))
+
+    assert failure.value.filename == str(tmp_path / "b.json") and failure.value.strerror
+    with pytest.raises(OSError) as again:
+        batch.commit()
+    assert again.value.filename == str(tmp_path / "b.json")
+    assert not {"a.json", "b.json", "c.json"} & set(names(tmp_path))
+
+
+def test_tar_gets_long_names_and_none_of_the_environment(tmp_path, monkeypatch):
+    if shutil.which("tar") is None:
+        pytest.skip("no tar on PATH")
+    monkeypatch.setenv("TAR_OPTIONS", "--to-stdout")  # were it heeded, no file would be made
+    deep = tmp_path / ("d" * 120) / ("e" * 150)
+    deep.mkdir(parents=True)
+    targets = [str(tmp_path / ("n" * 90 + ".json")), str(deep / "t.json"), str(deep / ("f" * 200 + ".json"))]
+    batch = FileBatch()
+    for n, target in enumerate(targets):
+        batch.write(target, [b"content %d\n" % n])
+    batch.commit()
+    assert [Path(target).read_bytes() for target in targets] == [b"content %d\n" % n for n in range(3)]
+
+
+@pytest.mark.usefixtures("tar_or_not")
 def test_drop_and_discard_leave_no_pending_file_even_when_written_after_the_call(tmp_path):
-    batch = FileBatch(held=1)  # one file waits at a time
+    batch = FileBatch(held=1)  # each file handed to tar as it comes
     for n in range(30):
         batch.write(str(tmp_path / f"t{n}.json"), [b"x" * 4096])
     batch.drop(str(tmp_path / "t29.json"))
@@ -122,6 +177,7 @@ def test_drop_and_discard_leave_no_pending_file_even_when_written_after_the_call
     assert names(tmp_path) == [] and len(batch) == 0
 
 
+@pytest.mark.usefixtures("tar_or_not")
 def test_a_folder_added_appears_at_the_commit_with_its_files_and_discard_leaves_nothing(tmp_path):
     batch = FileBatch()
     folder = tmp_path / "2024-05-01"

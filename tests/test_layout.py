@@ -15,7 +15,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "phishme_intel"
 ROOMS = [
-    "errors", "version", "interrupts", "memory", "retry", "options", "files", "state", "logs",
+    "errors", "version", "interrupts", "memory", "retry", "options", "files", "file_batch", "state", "logs",
     "models", "adapters", "monitoring", "config", "lock", "schedule", "client", "sync",
     "lookup", "commands", "service", "cli", "__main__", "simulator", "demo",
 ]

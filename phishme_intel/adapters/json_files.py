@@ -8,7 +8,7 @@ threat files (``threat_files = True``)
     threat was first published) or ``<folder>/<threat_type>_<id>.json`` (``layout = flat``).
     The files of a delivery wait in hidden ``.<name>.pending`` files beside their final
     ones and replace them at :meth:`~JsonFilesAdapter.commit`, all with one file-system sync
-    (see :class:`~phishme_intel.files.FileBatch`); a date folder that does not exist yet
+    (see :class:`~phishme_intel.file_batch.FileBatch`); a date folder that does not exist yet
     waits as a hidden ``.<YYYY-MM-DD>.pending`` folder holding its files, which becomes it
     at the commit. A withdrawal removes the file, in whichever of the two layouts it is.
 JSON Lines (``jsonl_file``)
@@ -34,16 +34,8 @@ from typing import Any
 import orjson
 
 from ..errors import AdapterError
-from ..files import (
-    FileBatch,
-    PendingLines,
-    folder_problem,
-    fsync_folder,
-    make_folder,
-    reason,
-    remove_pending,
-    writable_file_problem,
-)
+from ..file_batch import FileBatch, remove_pending
+from ..files import PendingLines, folder_problem, fsync_folder, make_folder, reason, writable_file_problem
 from ..models import Threat, ThreatRef
 from ..options import Option, boolean, choice, path
 from .base import Adapter

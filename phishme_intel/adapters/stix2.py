@@ -15,7 +15,7 @@ replaced by each delivery or withdrawal. ``bundle = run`` writes one new bundle 
 commit, and keeps each threat's latest objects in ``<folder>/.state/`` to revoke them
 later. Nothing reaches a file a platform reads before the commit: until then each threat's
 bundle waits in a hidden file beside its final one (``.<kind>-<id>.json.pending``, see
-:class:`~phishme_intel.files.FileBatch`; a run that dies leaves them for the next to
+:class:`~phishme_intel.file_batch.FileBatch`; a run that dies leaves them for the next to
 remove), so the memory a run needs does not grow with the number of threats a commit
 covers. The commit writes the run bundle (streamed from those files), syncs the file system
 once and renames each of them over its final name; every file appears whole. Bundles are
@@ -37,7 +37,8 @@ from typing import Any
 import orjson
 
 from ..errors import AdapterError
-from ..files import FileBatch, folder_problem, make_folder, reason, remove_pending, write_atomic_chunks
+from ..file_batch import FileBatch, remove_pending
+from ..files import folder_problem, make_folder, reason, write_atomic_chunks
 from ..models import Threat, ThreatRef
 from ..options import Option, choice, cleartext_problem, integer, number, path, secret, text, url
 from . import _stix
