@@ -133,9 +133,12 @@ def run_process(argv: list[str], work: Path, simulator: BenchSimulator) -> SyncR
 
     The peak RSS is the process's own high-water mark (``VmHWM``), read until it exits (the
     ``ru_maxrss`` that ``wait4`` reports would also count this process's size when it started
-    the sync, since Linux carries it over ``exec``), plus the largest RSS its child processes
-    (the ``tar`` that writes a batch's files) were seen to have together, every 10 ms: an
-    upper bound, as their shared pages (the C library) count twice. What earlier runs left unwritten is
+    the sync, since Linux carries it over ``exec``), plus the most that its child processes
+    (the ``tar`` that makes a batch's files, one per adapter that writes files) were seen to
+    hold together, every 10 ms, each counted by its proportional set size (``Pss``): what it
+    maps alone, and its share of the pages it maps with others. Their RSS would count again
+    the C library pages the sync itself holds (a ``tar``: 2.5 MiB RSS, 0.8 MiB of it its
+    own, 1.2 MiB PSS). What earlier runs left unwritten is
     written first (``os.sync``): a run that wrote hundreds of MB of files had the next compete
     with the kernel writing them back for the next half minute.
     """
@@ -152,7 +155,7 @@ def run_process(argv: list[str], work: Path, simulator: BenchSimulator) -> SyncR
         if pid:
             break
         peak_kib = max(peak_kib, _high_water_kib(process.pid))
-        children_kib = max(children_kib, sum(map(_resident_kib, _children(process.pid))))
+        children_kib = max(children_kib, sum(map(_proportional_kib, _children(process.pid))))
         time.sleep(0.01)
     peak_kib += children_kib
     wall = time.perf_counter() - started
@@ -175,19 +178,19 @@ def _children(pid: int) -> list[int]:
     return found
 
 
-def _resident_kib(pid: int) -> int:
-    """The resident set of process ``pid`` now, in KiB; 0 once it has exited."""
-    return _status_kib(pid, "VmRSS:")
+def _proportional_kib(pid: int) -> int:
+    """The proportional set size (``Pss``) of process ``pid`` now, in KiB; 0 once it has exited."""
+    try:
+        rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
+    except OSError:
+        return 0
+    return next((int(line.split()[1]) for line in rollup.splitlines() if line.startswith("Pss:")), 0)
 
 
 def _high_water_kib(pid: int) -> int:
     """The peak resident set of process ``pid`` so far, in KiB; 0 once it has exited."""
-    return _status_kib(pid, "VmHWM:")
-
-
-def _status_kib(pid: int, field: str) -> int:
     try:
         status = Path(f"/proc/{pid}/status").read_text()
     except OSError:
         return 0
-    return next((int(line.split()[1]) for line in status.splitlines() if line.startswith(field)), 0)
+    return next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:")), 0)
