@@ -40,6 +40,7 @@ from .files import (
     open_no_follow,
     reason,
     remove_entry,
+    replace_holding_the_lock,
     sync_file_system,
     write_all,
 )
@@ -153,10 +154,7 @@ class FileBatch:
         for target, pending in self._pending.items():
             if target.rpartition("/")[0] in new_folders:
                 continue  # in place with its folder
-            try:
-                os.replace(pending, target)
-            except OSError as exc:
-                raise OSError(exc.errno, exc.strerror, target) from None
+            replace_holding_the_lock(pending, target)
         paths = {target[:target.rfind("/") + 1] for target in self._pending}  # "" or up to the last slash
         paths.update(folder[:folder.rfind("/") + 1] for folder in new_folders)
         for folder in sorted({os.path.dirname(path) or "." for path in paths}):

@@ -218,3 +218,19 @@ def test_pending_folders_a_dead_process_left_are_removed_with_their_files(tmp_pa
     batch.write(str(tmp_path / "2024-05-01" / "u.json"), [b"new\n"])
     batch.commit()
     assert names(tmp_path) == ["2024-05-01", "t.json"] and names(tmp_path / "2024-05-01") == ["u.json"]
+
+
+@pytest.mark.usefixtures("tar_or_not")
+def test_a_commit_that_cannot_rename_a_file_into_place_fails_naming_its_target(tmp_path):
+    (tmp_path / "b.json").mkdir()  # a folder at the target: no file is renamed over it
+    (tmp_path / "b.json" / "inside").write_bytes(b"x")
+    batch = FileBatch()
+    for name in ("a.json", "b.json"):
+        batch.write(str(tmp_path / name), [b"new\n"])
+
+    with pytest.raises(OSError) as failure:
+        batch.commit()
+
+    assert failure.value.filename == str(tmp_path / "b.json")
+    assert failure.value.strerror == os.strerror(failure.value.errno)
+    assert (tmp_path / "b.json" / "inside").read_bytes() == b"x"
