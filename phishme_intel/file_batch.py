@@ -12,10 +12,11 @@ own core: one ``writev`` to a pipe per :data:`HANDED_OVER` bytes. The archive is
 alone (no member but a pending file, each named as it will be), and ``tar`` runs with
 the environment emptied (``TAR_OPTIONS`` could change what it does) but ``LC_ALL=C``,
 with ``-P`` (names as given), ``-p`` (the mode in the header: the replaced file's, or
-0666 less the umask), ``-m`` (modified now) and ``-o`` (owned by this user): GNU tar
-removes whatever is at a member's name, a link included, and creates the file anew. A
+0666 less the umask), ``-m`` (modified now) and ``-o`` (owned by this user). It must be
+GNU tar, which removes whatever is at a member's name, a link included, and creates the
+file anew (another tar may refuse these options or follow a link). A
 failure (permission, full disk) is the error ``tar`` reports for a member, raised as an
-OSError naming its target. Where there is no ``tar``, the batch writes the files itself.
+OSError naming its target. Where there is no GNU tar, the batch writes the files itself.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import functools
 import os
 import shutil
 import stat
@@ -119,7 +121,7 @@ class FileBatch:
         new_folder = self._new_folders.get(folder)
         pending = f"{folder}{slash}.{name}{PENDING_SUFFIX}" if new_folder is None else f"{new_folder}/{name}"
         try:
-            if self._stream is None and (tar := shutil.which("tar")) is not None:
+            if self._stream is None and (tar := gnu_tar()) is not None:
                 self._stream = _TarStream(tar)
             if self._stream is None:
                 _write_pending(target, pending, tuple(chunks))
@@ -212,6 +214,20 @@ def remove_pending(folder: str) -> None:
         for entry in entries:
             if entry.name.startswith(".") and entry.name.endswith(PENDING_SUFFIX):
                 remove_entry(entry.path)
+
+
+@functools.cache
+def gnu_tar() -> str | None:
+    """The GNU tar on PATH (whose options and ways :class:`_TarStream` counts on), or None if there is none."""
+    tar = shutil.which("tar")
+    if tar is None:
+        return None
+    try:
+        said = subprocess.run(["tar", "--version"], executable=tar, capture_output=True, env={"LC_ALL": "C"},
+                              timeout=30, check=False).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return tar if said.startswith(b"tar (GNU tar)") else None
 
 
 class _TarStream:

@@ -9,14 +9,13 @@ for ``tar`` to end.
 from __future__ import annotations
 
 import os
-import shutil
 import stat
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
-from phishme_intel.file_batch import FileBatch, remove_pending
+from phishme_intel.file_batch import FileBatch, gnu_tar, remove_pending
 
 
 def in_thread(work):
@@ -31,12 +30,14 @@ def names(folder):
 
 @pytest.fixture(params=["tar", "no tar"])
 def tar_or_not(request, monkeypatch, tmp_path):
-    """Each case as it runs with ``tar`` on PATH, and without (the batch writes the files itself)."""
+    """Each case as it runs with GNU tar on PATH, and without (the batch writes the files itself)."""
+    gnu_tar.cache_clear()
     if request.param == "no tar":
         monkeypatch.setenv("PATH", str(tmp_path / "no-programs-here"))
-    elif shutil.which("tar") is None:
-        pytest.skip("no tar on PATH")
-    return request.param
+    elif gnu_tar() is None:
+        pytest.skip("no GNU tar on PATH")
+    yield request.param
+    gnu_tar.cache_clear()
 
 
 @pytest.mark.usefixtures("tar_or_not")
@@ -128,8 +129,8 @@ def test_a_write_into_a_missing_folder_fails_naming_its_target_and_makes_no_fold
 
 
 def test_a_file_tar_fails_to_write_is_raised_by_the_next_call_that_waits_naming_its_target(tmp_path):
-    if shutil.which("tar") is None:
-        pytest.skip("no tar on PATH")
+    if gnu_tar() is None:
+        pytest.skip("no GNU tar on PATH")
     (tmp_path / ".b.json.pending").mkdir()  # something tar cannot replace with a file
     (tmp_path / ".b.json.pending" / "inside").write_bytes(b"x")
     batch = FileBatch()
@@ -147,8 +148,8 @@ def test_a_file_tar_fails_to_write_is_raised_by_the_next_call_that_waits_naming_
 
 
 def test_tar_gets_long_names_and_none_of_the_environment(tmp_path, monkeypatch):
-    if shutil.which("tar") is None:
-        pytest.skip("no tar on PATH")
+    if gnu_tar() is None:
+        pytest.skip("no GNU tar on PATH")
     monkeypatch.setenv("TAR_OPTIONS", "--to-stdout")  # were it heeded, no file would be made
     deep = tmp_path / ("d" * 120) / ("e" * 150)
     deep.mkdir(parents=True)
@@ -234,3 +235,20 @@ def test_a_commit_that_cannot_rename_a_file_into_place_fails_naming_its_target(t
     assert failure.value.filename == str(tmp_path / "b.json")
     assert failure.value.strerror == os.strerror(failure.value.errno)
     assert (tmp_path / "b.json" / "inside").read_bytes() == b"x"
+
+
+def test_a_tar_that_is_not_gnu_tar_is_not_used(tmp_path, monkeypatch):
+    programs = tmp_path / "programs"
+    programs.mkdir()
+    (programs / "tar").write_text("#!/bin/sh\necho 'bsdtar 3.6.2 - libarchive 3.6.2'\nexit 1\n")
+    (programs / "tar").chmod(0o755)
+    monkeypatch.setenv("PATH", str(programs))
+    gnu_tar.cache_clear()
+    try:
+        assert gnu_tar() is None
+        batch = FileBatch()
+        batch.write(str(tmp_path / "t.json"), [b"new\n"])  # written by the batch itself
+        batch.commit()
+    finally:
+        gnu_tar.cache_clear()
+    assert (tmp_path / "t.json").read_bytes() == b"new\n"
