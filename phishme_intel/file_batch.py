@@ -4,19 +4,23 @@ A STIX or JSON files backfill creates a file per threat: 12,000 for W1. Each fil
 three system calls (open, write, close), and each call lets go of the interpreter's lock
 and takes it back. With the other threads of a sync at work, taking it back means waiting
 for the thread that holds it to hand it over, often from the other core: a wait and a
-cache refill per call, which cost more than the kernel's work (12,000 STIX bundles
-written beside building them, one thread each: 1.9-2.4 s in all where building them
-alone took 1.1 s; with ``tar`` writing them, 1.3-1.4 s). So a batch hands its files, as
-a tar archive (a 512-byte header each), to a ``tar -x`` process that creates them on its
-own core: one ``writev`` to a pipe per :data:`HANDED_OVER` bytes. The archive is ours
-alone (no member but a pending file, each named as it will be), and ``tar`` runs with
-the environment emptied (``TAR_OPTIONS`` could change what it does) but ``LC_ALL=C``,
-with ``-P`` (names as given), ``-p`` (the mode in the header: the replaced file's, or
-0666 less the umask), ``-m`` (modified now) and ``-o`` (owned by this user). It must be
-GNU tar, which removes whatever is at a member's name, a link included, and creates the
-file anew (another tar may refuse these options or follow a link). A
-failure (permission, full disk) is the error ``tar`` reports for a member, raised as an
-OSError naming its target. Where there is no GNU tar, the batch writes the files itself.
+cache refill per call, which cost more than the kernel's work (W1's 12,000 STIX bundles
+written by one thread as another built them: 1.9-3.1 s in all, where building them alone
+took 1.1 s; handed to ``tar``, 1.3-1.4 s). So a batch hands its files, as a tar archive
+(a 512-byte header each), to a ``tar -x`` process that creates them on its own core: one
+``writev`` to a pipe per :data:`~phishme_intel.files.PENDING_IN_MEMORY` bytes.
+
+The archive is ours alone (no member but a pending file, each named as it will be), and
+``tar`` runs with the environment emptied (``TAR_OPTIONS`` could change what it does) but
+``LC_ALL=C``, with ``-P`` (names as given), ``-p`` (the mode in the header: the replaced
+file's, or 0666 less the umask), ``-m`` (modified now) and ``-o`` (owned by this user). It
+must be GNU tar, which removes whatever is at a member's name, a link included, and
+creates the file anew (another tar may refuse these options or follow a link); where
+there is none, the batch writes the files itself. A failure (permission, full disk) is
+the error ``tar`` reports for a member, raised as an OSError naming its target.
+
+A commit renames its files holding the lock (see
+:func:`~phishme_intel.files.replace_holding_the_lock`), for the same reason.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from collections.abc import Iterable, Sequence
 
 from .files import (
     NEW_FILE_MODE,
+    PENDING_IN_MEMORY,
     current_umask,
     fsync_folder,
     link_error,
@@ -48,8 +53,6 @@ from .files import (
 )
 
 PENDING_SUFFIX = ".pending"
-#: Bytes a batch holds before handing them to ``tar``.
-HANDED_OVER = 256 * 1024
 #: Each error message to its number (``tar`` writes the message).
 _ERRNO_OF = {os.strerror(number): number for number in sorted(errno.errorcode, reverse=True)}
 _BLOCK = 512
@@ -84,7 +87,7 @@ class FileBatch:
     :meth:`discard`. One thread (any) uses a batch.
     """
 
-    def __init__(self, held: int = HANDED_OVER) -> None:
+    def __init__(self, held: int = PENDING_IN_MEMORY) -> None:
         self._pending: dict[str, str] = {}  # target -> its pending file, in order of first write
         self._new_folders: dict[str, str] = {}  # folder the commit makes -> the pending folder holding its files
         self._held = held

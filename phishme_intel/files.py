@@ -38,7 +38,8 @@ _SUFFIX = ".tmp"
 NEW_FILE_MODE = 0o666
 _CHUNK = 65536
 _IOV_MAX = os.sysconf("SC_IOV_MAX") if "SC_IOV_MAX" in os.sysconf_names else 16
-PENDING_IN_MEMORY = 1 << 20
+#: Bytes of pending output a writer holds in memory before handing them to a file (or to ``tar``).
+PENDING_IN_MEMORY = 256 * 1024
 _LIBC = ctypes.CDLL(None, use_errno=True)
 _LIBC_HOLDING_THE_LOCK = ctypes.PyDLL(None, use_errno=True)  # its calls keep the interpreter's lock
 
