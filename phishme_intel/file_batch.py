@@ -346,12 +346,13 @@ class _TarStream:
 
     def _failure(self, status: int, said: list[str]) -> OSError:
         """The error of the first member ``tar`` says it failed to write (or of the stream, if it names none)."""
-        for line in said:
+        for line in said:  # "tar: <member>: Cannot open: Permission denied"
             text = line.removeprefix("tar: ")
-            for member, target in self._members.items():
-                if text.startswith(f"{member}: "):
-                    what = text[len(member) + 2:]
-                    message = what.rpartition(": ")[2]
+            at = text.find(": ")
+            while at > 0:
+                if (target := self._members.get(text[:at])) is not None:
+                    message = text[at + 2:].rpartition(": ")[2]
                     return OSError(_ERRNO_OF.get(message, errno.EIO), message, target)
+                at = text.find(": ", at + 2)
         first = next(iter(self._members.values()), "")
         return OSError(errno.EIO, f"tar ended with status {status}: {said[0] if said else 'nothing said'}", first)
