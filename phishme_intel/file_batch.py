@@ -44,6 +44,7 @@ from .files import (
     fsync_folder,
     link_error,
     make_folder,
+    mode_holding_the_lock,
     open_no_follow,
     reason,
     remove_entry,
@@ -248,7 +249,7 @@ class _TarStream:
         self._parts: list[bytes] = []
         self._members: dict[str, str] = {}  # pending file -> its target, in order
         self.buffered = 0  # bytes added and not yet handed to tar
-        self._folders: dict[str, set[str]] = {}  # folder -> the names in it when the stream began
+        self._folders: set[str] = set()  # the folders of the pending files, each seen to be there
         self._mode = NEW_FILE_MODE & ~current_umask()
         self._mtime = b"%011o\0" % int(time.time())
         self._broken = False
@@ -294,25 +295,17 @@ class _TarStream:
 
     def _mode_for(self, target: str, pending: str) -> int:
         """The permission bits of a new ``target``: the file's it replaces, or the umask's; OSError if it cannot be."""
-        folder, _, name = target.rpartition("/")
-        present = self._folders.get(folder)
-        if present is None:
-            pending_folder = os.path.dirname(pending) or "."
-            if not os.path.isdir(pending_folder):  # tar would make it: a missing folder is an error here
+        folder = os.path.dirname(pending) or "."
+        if folder not in self._folders:
+            if not os.path.isdir(folder):  # tar would make it: a missing folder is an error here
                 raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), pending)
-            try:
-                present = self._folders[folder] = set(os.listdir(folder or "."))
-            except FileNotFoundError:  # a folder the commit makes (FileBatch.add_folder)
-                present = self._folders[folder] = set()
-        if name not in present:
+            self._folders.add(folder)
+        replaced = mode_holding_the_lock(target)
+        if replaced is None:
             return self._mode
-        try:
-            replaced = os.lstat(target)
-        except FileNotFoundError:
-            return self._mode
-        if stat.S_ISLNK(replaced.st_mode):
+        if stat.S_ISLNK(replaced):
             raise link_error(target)
-        return replaced.st_mode & 0o7777
+        return replaced & 0o7777
 
     def _header(self, name: bytes, size: int, mode: int) -> bytes:
         """The ustar header of a regular file (a pax header before it for a name ustar cannot hold)."""

@@ -30,6 +30,7 @@ import errno
 import os
 import shutil
 import stat
+import sys
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from typing import IO
@@ -42,6 +43,9 @@ _IOV_MAX = os.sysconf("SC_IOV_MAX") if "SC_IOV_MAX" in os.sysconf_names else 16
 PENDING_IN_MEMORY = 256 * 1024
 _LIBC = ctypes.CDLL(None, use_errno=True)
 _LIBC_HOLDING_THE_LOCK = ctypes.PyDLL(None, use_errno=True)  # its calls keep the interpreter's lock
+#: statx(2): its arguments, and where stx_mode (16 bits) lies in the 256 bytes of struct statx, on every architecture.
+_AT_FDCWD, _AT_SYMLINK_NOFOLLOW, _STATX_TYPE_AND_MODE = -100, 0x100, 0x3
+_STATX_SIZE, _STATX_MODE_AT = 256, 28
 
 
 def write_atomic(target: str, data: bytes, follow_link: bool = False) -> None:
@@ -269,6 +273,28 @@ def replace_holding_the_lock(source: str, target: str) -> None:
     if _LIBC_HOLDING_THE_LOCK.rename(os.fsencode(source), os.fsencode(target)) != 0:
         error = ctypes.get_errno()
         raise OSError(error, os.strerror(error), target)
+
+
+def mode_holding_the_lock(path: str) -> int | None:
+    """``st_mode`` of what is at ``path`` (a link itself, not followed), None if nothing; keeps the interpreter's lock.
+
+    Linux's ``statx(2)`` through :data:`ctypes.PyDLL`, for the same reason as
+    :func:`replace_holding_the_lock` (:func:`os.lstat` where the C library has no ``statx``).
+    Raises OSError.
+    """
+    statx = getattr(_LIBC_HOLDING_THE_LOCK, "statx", None)
+    if statx is None:
+        try:
+            return os.lstat(path).st_mode
+        except FileNotFoundError:
+            return None
+    found = ctypes.create_string_buffer(_STATX_SIZE)
+    if statx(_AT_FDCWD, os.fsencode(path), _AT_SYMLINK_NOFOLLOW, _STATX_TYPE_AND_MODE, found) == 0:
+        return int.from_bytes(found.raw[_STATX_MODE_AT:_STATX_MODE_AT + 2], sys.byteorder)
+    error = ctypes.get_errno()
+    if error in (errno.ENOENT, errno.ENOTDIR):
+        return None
+    raise OSError(error, os.strerror(error), path)
 
 
 def sync_file_system(folder: str) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from phishme_intel.file_batch import FileBatch, gnu_tar, remove_pending
+from phishme_intel.files import mode_holding_the_lock
 
 
 def in_thread(work):
@@ -252,3 +253,13 @@ def test_a_tar_that_is_not_gnu_tar_is_not_used(tmp_path, monkeypatch):
     finally:
         gnu_tar.cache_clear()
     assert (tmp_path / "t.json").read_bytes() == b"new\n"
+
+
+def test_the_mode_read_holding_the_lock_is_what_lstat_says_and_none_for_nothing(tmp_path):
+    (tmp_path / "file").write_bytes(b"x")
+    (tmp_path / "file").chmod(0o640)
+    (tmp_path / "link").symlink_to(tmp_path / "file")
+    for name in ("file", "link", "."):
+        assert mode_holding_the_lock(str(tmp_path / name)) == os.lstat(tmp_path / name).st_mode
+    assert mode_holding_the_lock(str(tmp_path / "absent")) is None
+    assert mode_holding_the_lock(str(tmp_path / "file" / "below a file")) is None
