@@ -334,7 +334,7 @@ def test_bundles_wait_for_the_commit_in_hidden_files_that_a_later_run_removes(fo
     adapter = Stix2Adapter({"folder": str(folder), "bundle": "threat"})
     adapter.open()
     adapter.deliver(threats)
-    adapter._batch.pending(adapter._state_file(threats[0].ref))  # waits until the batch's thread wrote them all
+    adapter._batch.pending(adapter._state_file(threats[0].ref))  # waits until tar wrote them all
 
     waiting = sorted(path.name for path in folder.iterdir())
     assert waiting == sorted(f".{t.kind}-{t.id}.json.pending" for t in threats)
