@@ -192,17 +192,18 @@ def _program(pid: int) -> str | None:
 
 def _proportional_kib(pid: int) -> int:
     """The proportional set size (``Pss``) of process ``pid`` now, in KiB; 0 once it has exited."""
-    try:
-        rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
-    except OSError:
-        return 0
-    return next((int(line.split()[1]) for line in rollup.splitlines() if line.startswith("Pss:")), 0)
+    return _kib(pid, "smaps_rollup", "Pss:")
 
 
 def _high_water_kib(pid: int) -> int:
     """The peak resident set of process ``pid`` so far, in KiB; 0 once it has exited."""
+    return _kib(pid, "status", "VmHWM:")
+
+
+def _kib(pid: int, name: str, field: str) -> int:
+    """The KiB that line ``field`` of ``/proc/<pid>/<name>`` gives; 0 once the process has exited."""
     try:
-        status = Path(f"/proc/{pid}/status").read_text()
+        text = Path(f"/proc/{pid}/{name}").read_text()
     except OSError:
         return 0
-    return next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:")), 0)
+    return next((int(line.split()[1]) for line in text.splitlines() if line.startswith(field)), 0)

@@ -195,19 +195,22 @@ class FileBatch:
             raise OSError(failure.errno, failure.strerror, failure.filename)
 
 
+def _replaced_mode(target: str) -> int | None:
+    """The permission bits of the file ``target`` names, None if there is none; OSError (ELOOP) for a link."""
+    replaced = mode_holding_the_lock(target)
+    if replaced is not None and stat.S_ISLNK(replaced):
+        raise link_error(target)
+    return None if replaced is None else replaced & 0o7777
+
+
 def _write_pending(target: str, pending: str, parts: Sequence[bytes]) -> None:
     """Write ``parts`` to the new file ``pending`` with the permission bits of ``target`` (the umask's if none)."""
-    replaced = None
-    if os.access(target, os.F_OK, follow_symlinks=False):  # no exception to make when it is absent
-        with contextlib.suppress(FileNotFoundError):
-            replaced = os.lstat(target)
-    if replaced is not None and stat.S_ISLNK(replaced.st_mode):
-        raise link_error(target)
+    replaced = _replaced_mode(target)
     fd = open_no_follow(pending, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
     try:
         write_all(fd, parts)
         if replaced is not None:
-            os.fchmod(fd, replaced.st_mode & 0o7777)
+            os.fchmod(fd, replaced)
     finally:
         os.close(fd)
 
@@ -300,12 +303,8 @@ class _TarStream:
             if not os.path.isdir(folder):  # tar would make it: a missing folder is an error here
                 raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), pending)
             self._folders.add(folder)
-        replaced = mode_holding_the_lock(target)
-        if replaced is None:
-            return self._mode
-        if stat.S_ISLNK(replaced):
-            raise link_error(target)
-        return replaced & 0o7777
+        replaced = _replaced_mode(target)
+        return self._mode if replaced is None else replaced
 
     def _header(self, name: bytes, size: int, mode: int) -> bytes:
         """The ustar header of a regular file (a pax header before it for a name ustar cannot hold)."""

@@ -263,3 +263,20 @@ def test_the_mode_read_holding_the_lock_is_what_lstat_says_and_none_for_nothing(
         assert mode_holding_the_lock(str(tmp_path / name)) == os.lstat(tmp_path / name).st_mode
     assert mode_holding_the_lock(str(tmp_path / "absent")) is None
     assert mode_holding_the_lock(str(tmp_path / "file" / "below a file")) is None
+
+
+def test_a_link_planted_at_a_pending_files_name_is_never_written_through(tmp_path, tar_or_not):
+    precious = tmp_path / "precious.txt"
+    precious.write_bytes(b"precious\n")
+    (tmp_path / ".t.json.pending").symlink_to(precious)
+    batch = FileBatch()
+
+    if tar_or_not == "tar":  # GNU tar removes the link and makes the file anew
+        batch.write(str(tmp_path / "t.json"), [b"new\n"])
+        batch.commit()
+        assert (tmp_path / "t.json").read_bytes() == b"new\n"
+    else:  # opened without following it: refused, naming the target
+        with pytest.raises(OSError, match="is a symbolic link") as failure:
+            batch.write(str(tmp_path / "t.json"), [b"new\n"])
+        assert failure.value.filename == str(tmp_path / "t.json")
+    assert precious.read_bytes() == b"precious\n"
